@@ -1,0 +1,23 @@
+"""`create_app()` builds the applications service (`uvicorn --factory services.applications.app:create_app`)."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.applications.models import SCHEMA, metadata
+from services.applications.settings import Settings
+from shared.app import create_service_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+    return create_service_app(
+        name=SCHEMA,
+        title="FISIQ Applications",
+        description="ICAs, their partner businesses, financing applications, screening, scorecard and committee.",
+        settings=settings or Settings(),
+        migrations_dir=MIGRATIONS,
+        metadata=metadata,
+        configure_logs=configure_logs,
+    )

@@ -1,0 +1,1 @@
+"""The guarantees service: guarantee capital ledger, facilities, guarantees, limits, claims, recoveries and fees."""

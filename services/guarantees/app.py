@@ -1,0 +1,23 @@
+"""`create_app()` builds the guarantees service (`uvicorn --factory services.guarantees.app:create_app`)."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.guarantees.models import SCHEMA, metadata
+from services.guarantees.settings import Settings
+from shared.app import create_service_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+    return create_service_app(
+        name=SCHEMA,
+        title="FISIQ Guarantees",
+        description="Guarantee capital ledger, facilities, guarantees, limits, claims, recoveries and fees.",
+        settings=settings or Settings(),
+        migrations_dir=MIGRATIONS,
+        metadata=metadata,
+        configure_logs=configure_logs,
+    )

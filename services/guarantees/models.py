@@ -1,0 +1,16 @@
+"""Tables of the guarantees service, all in its own `guarantees` schema."""
+
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+from shared.idempotency import idempotency_table
+
+SCHEMA = "guarantees"
+metadata = MetaData(schema=SCHEMA)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+idempotency_keys = idempotency_table(metadata)

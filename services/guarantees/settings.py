@@ -1,0 +1,11 @@
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """`GUARANTEES_*` environment variables; `DATABASE_URL` and `INTERNAL_SECRET` are shared."""
+
+    model_config = SettingsConfigDict(env_prefix="GUARANTEES_", extra="ignore")
+
+    port: int = 8003

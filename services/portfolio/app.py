@@ -1,0 +1,23 @@
+"""`create_app()` builds the portfolio service (`uvicorn --factory services.portfolio.app:create_app`)."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.portfolio.models import SCHEMA, metadata
+from services.portfolio.settings import Settings
+from shared.app import create_service_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+    return create_service_app(
+        name=SCHEMA,
+        title="FISIQ Portfolio",
+        description="Lenders, loans, schedules, disbursements, repayments, arrears, FX rates and lender webhooks.",
+        settings=settings or Settings(),
+        migrations_dir=MIGRATIONS,
+        metadata=metadata,
+        configure_logs=configure_logs,
+    )

@@ -1,0 +1,5 @@
+from services.portfolio.models import SCHEMA, metadata
+from services.portfolio.settings import Settings
+from shared.migrations import run_env
+
+run_env(metadata, SCHEMA, Settings().database_url)

@@ -1,0 +1,11 @@
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    """`PORTFOLIO_*` environment variables; `DATABASE_URL` and `INTERNAL_SECRET` are shared."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTFOLIO_", extra="ignore")
+
+    port: int = 8002

@@ -1,0 +1,1 @@
+"""The reporting service: read models built from events: portfolio quality, guarantees, impact and pipeline reports."""

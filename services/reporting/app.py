@@ -1,0 +1,23 @@
+"""`create_app()` builds the reporting service (`uvicorn --factory services.reporting.app:create_app`)."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.reporting.models import SCHEMA, metadata
+from services.reporting.settings import Settings
+from shared.app import create_service_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+    return create_service_app(
+        name=SCHEMA,
+        title="FISIQ Reporting",
+        description="Read models built from events: portfolio quality, guarantees, impact and pipeline reports.",
+        settings=settings or Settings(),
+        migrations_dir=MIGRATIONS,
+        metadata=metadata,
+        configure_logs=configure_logs,
+    )

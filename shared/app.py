@@ -1,0 +1,132 @@
+"""The factory every service's FastAPI app is built by: lifespan owning the engine, health, problems, logs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import MetaData, Table, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.auth import CurrentPrincipal, Principal
+from shared.db import create_engine, current_revision, make_sessionmaker
+from shared.logging import configure_logging
+from shared.middleware import RequestContextMiddleware
+from shared.migrations import head_revision
+from shared.problems import install_problem_handlers, problem_responses
+from shared.settings import ServiceSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def bind_database(app: FastAPI, engine: AsyncEngine, **session_kw: Any) -> None:
+    """Point the app at an engine (the lifespan does this; tests bind a connection in an outer transaction)."""
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine, **session_kw)
+
+
+def create_service_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: ServiceSettings,
+    migrations_dir: Path,
+    metadata: MetaData,
+    routers: Sequence[APIRouter] = (),
+    extra_lifespan: Lifespan | None = None,
+    configure_logs: bool = True,
+) -> FastAPI:
+    if configure_logs:
+        configure_logging(name, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(
+            settings.require_database_url(),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            application_name=name,
+        )
+        bind_database(app, engine)
+        try:
+            if extra_lifespan is not None:
+                async with extra_lifespan(app):
+                    yield
+            else:
+                yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        responses=problem_responses(500),
+    )
+    app.state.service_name = name
+    app.state.schema = name
+    app.state.internal_secret = settings.require_internal_secret()
+    app.state.head_revision = head_revision(migrations_dir)
+    idem: Table | None = metadata.tables.get(f"{name}.idempotency_keys")
+    app.state.idempotency_table = idem
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, log_access=settings.access_log)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": name}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The database answers and the schema's migrations are at head",
+        responses={503: {"description": "not ready"}},
+    )
+    async def readyz() -> JSONResponse:
+        return JSONResponse(*await readiness(app))
+
+    diagnostics = APIRouter(prefix=f"/api/v1/{name}", tags=["diagnostics"])
+
+    @diagnostics.get(
+        "/whoami",
+        summary="The caller as this service sees it",
+        description="Echoes the principal the gateway authenticated: a first call for a new integration.",
+        responses=problem_responses(401),
+    )
+    async def whoami(principal: CurrentPrincipal) -> Principal:
+        return principal
+
+    app.include_router(diagnostics)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def readiness(app: FastAPI) -> tuple[dict[str, Any], int]:
+    name = app.state.service_name
+    head = app.state.head_revision
+    try:
+        engine: AsyncEngine = app.state.engine
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        current = await current_revision(engine, app.state.schema)
+    except Exception as exc:  # the database is down or refuses us: not ready, say why without internals
+        return {
+            "status": "unavailable",
+            "service": name,
+            "database": f"unreachable ({type(exc).__name__})",
+        }, 503
+    ok = current == head
+    body = {
+        "status": "ready" if ok else "migrations pending",
+        "service": name,
+        "database": "ok",
+        "migration": {"current": current, "head": head},
+    }
+    return body, 200 if ok else 503

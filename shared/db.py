@@ -1,0 +1,107 @@
+"""Database plumbing: engines, the one-session-per-request unit of work, and readiness.
+
+A route served through `TransactionalRoute` gets one `AsyncSession` for the whole request. Services only
+`flush()`; the route commits once, after the handler returned a successful response and **before** that response
+is sent, so a client never sees a success that was not committed. Any exception or error response rolls back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger("shared.db")
+
+
+def async_url(url: str) -> str:
+    """Accept `postgres://`, `postgresql://` or `postgresql+asyncpg://` and answer the asyncpg form."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername != "postgresql+asyncpg":
+        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: PostgreSQL is required")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, application_name: str = "fisiq"
+) -> AsyncEngine:
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": application_name}},
+    )
+
+
+def make_sessionmaker(bind: Any, **kw: Any) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False, **kw)
+
+
+def get_session(request: Request) -> AsyncSession:
+    session: AsyncSession | None = getattr(request.state, "db_session", None)
+    if session is None:
+        raise RuntimeError("route is not a TransactionalRoute: no session was opened for this request")
+    return session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class TransactionalRoute(APIRoute):
+    """Opens the request's session, runs the handler, commits once on success, rolls back otherwise.
+
+    Subclasses hook `before_handler` / `after_handler` to take part in the same transaction (idempotency).
+    """
+
+    async def before_handler(self, request: Request, session: AsyncSession) -> Response | None:
+        return None
+
+    async def after_handler(self, request: Request, session: AsyncSession, response: Response) -> None:
+        return None
+
+    def get_route_handler(self) -> Handler:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+            async with sessionmaker() as session:
+                request.state.db_session = session
+                try:
+                    early = await self.before_handler(request, session)
+                    if early is not None:
+                        await session.rollback()
+                        return early
+                    response = await original(request)
+                    if response.status_code < 400:
+                        await self.after_handler(request, session, response)
+                        await session.commit()
+                    else:
+                        await session.rollback()
+                    return response
+                except BaseException:
+                    await session.rollback()
+                    raise
+                finally:
+                    request.state.db_session = None
+
+        return handler
+
+
+async def current_revision(engine: AsyncEngine, schema: str) -> str | None:
+    async with engine.connect() as conn:
+        exists = await conn.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{schema}.alembic_version"})
+        if not exists:
+            return None
+        rev = await conn.scalar(text(f'SELECT version_num FROM "{schema}".alembic_version'))  # noqa: S608
+        return str(rev) if rev is not None else None

@@ -1,0 +1,119 @@
+"""Money: an exact Decimal amount with an ISO 4217 currency, never a float.
+
+In JSON an amount is a string (`"1250.50"`). An amount with more decimals than its currency's ISO minor units
+(`"10.005"` CAD, `"10.5"` XOF) is a validation error, never a silent rounding. Rounding that the fund's rules ask
+for (interest, pro-rata splits) goes through `round_money`, half-even by default.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Annotated, Any
+
+from iso4217 import Currency
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+_AMOUNT_RE = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,8})?$")
+
+
+@lru_cache(maxsize=512)
+def minor_units(currency: str) -> int:
+    """ISO 4217 minor units (exponent) of a currency: XOF 0, CAD 2, ... Raises ValueError when unknown."""
+    try:
+        exponent = Currency(currency).exponent
+    except ValueError:
+        raise ValueError(f"{currency!r} is not an ISO 4217 currency code") from None
+    if exponent is None:
+        raise ValueError(f"{currency!r} has no minor units (not a currency money can be held in)")
+    return int(exponent)
+
+
+def _check_currency(value: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValueError("currency must be a three-letter upper-case ISO 4217 code, e.g. CAD")
+    minor_units(value)
+    return value
+
+
+def _parse_amount(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("amount must be a finite number")
+        return value
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError('amount must be a JSON string of digits, e.g. "1250.50" (numbers lose precision)')
+    if not _AMOUNT_RE.fullmatch(value):
+        raise ValueError('amount must look like "1250.50": digits, an optional sign and decimal point, no exponent')
+    try:
+        return Decimal(value)
+    except InvalidOperation:  # pragma: no cover - the regex already guards this
+        raise ValueError("amount is not a number") from None
+
+
+def decimal_places(amount: Decimal) -> int:
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    return str(amount.quantize(Decimal(1).scaleb(-minor_units(currency))))
+
+
+def round_money(amount: Decimal, currency: str, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """Round to the currency's minor units (banker's rounding unless told otherwise)."""
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=rounding)
+
+
+CurrencyCode = Annotated[
+    str,
+    AfterValidator(_check_currency),
+    Field(description="ISO 4217 currency code", examples=["CAD", "XOF"], min_length=3, max_length=3),
+]
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_parse_amount),
+    PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _AMOUNT_RE.pattern,
+            "description": "exact decimal amount as a string, at most the currency's minor units",
+            "examples": ["1250.50"],
+        }
+    ),
+]
+
+
+class Money(BaseModel):
+    """An amount in a currency. `{"amount": "1250.50", "currency": "CAD"}`."""
+
+    model_config = ConfigDict(frozen=True, json_schema_extra={"examples": [{"amount": "1250.50", "currency": "CAD"}]})
+
+    amount: Amount
+    currency: CurrencyCode
+
+    @model_validator(mode="after")
+    def _minor_units(self) -> Money:
+        allowed = minor_units(self.currency)
+        if decimal_places(self.amount) > allowed:
+            raise ValueError(
+                f"{self.currency} allows {allowed} decimal place{'s' if allowed != 1 else ''};"
+                f" {self.amount} has {decimal_places(self.amount)}"
+            )
+        return self
+
+    def __str__(self) -> str:
+        return f"{format_amount(self.amount, self.currency)} {self.currency}"
