@@ -38,6 +38,19 @@ def start_embedded(pgdata: Path) -> tuple[Any, str]:
     return server, url
 
 
+def resolve_server(embedded_dir: Path) -> tuple[str, Any]:
+    """A PostgreSQL server for tests and benchmarks: `TEST_DATABASE_URL`, else 127.0.0.1:5432 when it answers,
+    else the embedded one in `embedded_dir`. Answers its URL and the embedded server to stop (or None)."""
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        return explicit, None
+    local = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if asyncio.run(answers(local)):
+        return local, None
+    server, url = start_embedded(embedded_dir)
+    return url, server
+
+
 def stop_embedded(server: Any) -> None:
     server.stop()
 

@@ -29,7 +29,7 @@ def port_of(spec: ServiceSpec) -> int:
     return int(os.environ.get(f"{spec.env_prefix}PORT", spec.default_port))
 
 
-def command(spec: ServiceSpec, host: str) -> str:
+def command(spec: ServiceSpec, host: str, port: int) -> str:
     return shlex.join(
         [
             sys.executable,
@@ -40,7 +40,7 @@ def command(spec: ServiceSpec, host: str) -> str:
             "--host",
             host,
             "--port",
-            str(port_of(spec)),
+            str(port),
             "--timeout-keep-alive",
             "75",
             "--no-access-log",
@@ -102,8 +102,8 @@ def main() -> int:
         manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
         gateway_host = env.get("GATEWAY_HOST", "127.0.0.1")
         for spec in SERVICES:
-            manager.add_process(spec.name, command(spec, host), env=env)
-        manager.add_process(GATEWAY.name, command(GATEWAY, gateway_host), env=env)
+            manager.add_process(spec.name, command(spec, host, port_of(spec)), env=env)
+        manager.add_process(GATEWAY.name, command(GATEWAY, gateway_host, port_of(GATEWAY)), env=env)
         shown_host = "localhost" if gateway_host in ("127.0.0.1", "0.0.0.0") else gateway_host  # noqa: S104
         gateway_url = f"http://{shown_host}:{port_of(GATEWAY)}"
         threading.Thread(target=announce_when_ready, args=(gateway_url, admin_key), daemon=True).start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,16 @@ from shared.problems import install_problem_handlers, problem_responses
 from shared.settings import ServiceSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def settle_heap() -> None:
+    """Move everything allocated at start-up out of the garbage collector's sight (`gc.freeze`).
+
+    Without it, each full collection walks the hundreds of thousands of objects that FastAPI, pydantic and
+    SQLAlchemy create at import, a pause of tens of milliseconds that lands on some unlucky request's p99.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def bind_database(app: FastAPI, engine: AsyncEngine, **session_kw: Any) -> None:
@@ -53,6 +64,7 @@ def create_service_app(
             application_name=name,
         )
         bind_database(app, engine)
+        settle_heap()
         try:
             if extra_lifespan is not None:
                 async with extra_lifespan(app):

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from deploy.database import DATA_DIR, answers, create_database, drop_database, start_embedded, stop_embedded
+from deploy.database import DATA_DIR, create_database, drop_database, resolve_server, stop_embedded
 from deploy.migrate import migrate_all
 from shared.db import create_engine
 
@@ -24,20 +24,9 @@ INTERNAL_SECRET = secrets.token_urlsafe(48)
 os.environ["INTERNAL_SECRET"] = INTERNAL_SECRET
 
 
-def _server_url() -> tuple[str, object | None]:
-    explicit = os.environ.get("TEST_DATABASE_URL")
-    if explicit:
-        return explicit, None
-    local = "postgresql://postgres@127.0.0.1:5432/postgres"
-    if asyncio.run(answers(local)):
-        return local, None
-    server, url = start_embedded(DATA_DIR / "test-postgres")
-    return url, server
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    server_url, embedded = _server_url()
+    server_url, embedded = resolve_server(DATA_DIR / "test-postgres")
     url = make_url(server_url).set(database=f"fisiq_test_{uuid.uuid4().hex[:8]}").render_as_string(hide_password=False)
     asyncio.run(create_database(url))
     try:

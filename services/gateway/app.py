@@ -29,7 +29,7 @@ from services.gateway.openapi import OpenApiCache
 from services.gateway.proxy import Proxy, Upstream
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.settings import Settings
-from shared.app import bind_database, readiness
+from shared.app import bind_database, readiness, settle_heap
 from shared.db import create_engine
 from shared.logging import configure_logging
 from shared.middleware import RequestContextMiddleware
@@ -69,6 +69,7 @@ def build_fastapi(settings: Settings, *, configure_logs: bool = True) -> FastAPI
         )
         bind_database(app, engine)
         start_runtime(app, settings, secret)
+        settle_heap()
         try:
             async with last_used_flusher(app.state.keystore, settings.last_used_flush_seconds):
                 yield

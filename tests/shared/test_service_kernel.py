@@ -159,17 +159,20 @@ async def test_every_log_line_of_a_request_carries_its_request_id(engine: AsyncE
 
 
 def test_json_log_lines_parse_and_carry_the_request_id() -> None:
-    from shared.logging import configure_logging, request_id_var
+    from shared import logging as shared_logging
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    stream = io.StringIO()
     try:
-        configure_logging("portfolio", "INFO")
-        stream = io.StringIO()
-        root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
-        token_ = request_id_var.set("abc123")
+        shared_logging.configure_logging("portfolio", "INFO")
+        listener = shared_logging._listener
+        assert listener is not None
+        listener.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        token_ = shared_logging.request_id_var.set("abc123")
         logging.getLogger("portfolio.test").info("repayment applied", extra={"loan_id": "L-1"})
-        request_id_var.reset(token_)
+        shared_logging.request_id_var.reset(token_)
+        shared_logging.stop_logging()  # drains the queue
         line = json.loads(stream.getvalue().splitlines()[-1])
         assert line["request_id"] == "abc123" and line["service"] == "portfolio" and line["loan_id"] == "L-1"
         assert line["message"] == "repayment applied" and line["level"] == "INFO"

@@ -1,0 +1,6 @@
+"""`make bench`: every benchmark in turn; each writes its own section of docs/benchmarks.md."""
+
+from tests.bench import gateway
+
+if __name__ == "__main__":
+    gateway.run()
