@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.gateway.models import ApiKey
@@ -104,15 +104,9 @@ class KeyStore:
         if not self._last_used:
             return
         pending, self._last_used = self._last_used, {}
-        stmt = (
-            update(ApiKey)
-            .where(ApiKey.id == bindparam("kid"))
-            .values(last_used_at=bindparam("used"))
-            .execution_options(synchronize_session=False)
-        )
         async with self.sessionmaker() as session:
-            await session.connection()
-            await session.execute(stmt, [{"kid": k, "used": v} for k, v in pending.items()])
+            # ORM bulk UPDATE by primary key: one executemany for every key used since the last flush
+            await session.execute(update(ApiKey), [{"id": k, "last_used_at": v} for k, v in pending.items()])
             await session.commit()
 
     async def run_flusher(self, every: float) -> None:

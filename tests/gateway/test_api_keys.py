@@ -146,3 +146,14 @@ async def test_unknown_routes_and_methods_are_problems(connection: AsyncConnecti
         assert_problem(await client.get("/nowhere"), 404)
         assert_problem(await client.get("/api/v1/nobody/here"), 404)
         assert_problem(await client.put("/healthz"), 405)
+
+
+async def test_a_keys_last_use_is_recorded(connection: AsyncConnection) -> None:
+    admin = await insert_key(connection)
+    async with gateway_client(connection) as client:
+        listed = (await client.get("/api/v1/admin/api-keys", headers=bearer(admin))).json()
+        assert listed[0]["last_used_at"] is None  # written in batches, not on the request's path
+        await client._transport.app.app.api.state.keystore.flush_last_used()  # type: ignore[attr-defined]
+        listed = (await client.get("/api/v1/admin/api-keys", headers=bearer(admin))).json()
+        used = datetime.fromisoformat(listed[0]["last_used_at"])
+        assert abs((datetime.now(UTC) - used).total_seconds()) < 60
