@@ -95,6 +95,7 @@ def main() -> int:
         host = env.get("SERVICES_HOST", "127.0.0.1")
         for spec in SERVICES:
             env.setdefault(f"GATEWAY_{spec.name.upper()}_URL", f"http://127.0.0.1:{port_of(spec)}")
+            env.setdefault(f"{spec.name.upper()}_URL", f"http://127.0.0.1:{port_of(spec)}")
         migrate_all(url)
         configured = env.get("GATEWAY_BOOTSTRAP_ADMIN_KEY")
         admin_key = asyncio.run(ensure_admin_key(os.environ.get("GATEWAY_DATABASE_URL") or url, configured))

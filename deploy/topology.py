@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.settings import DEFAULT_PORTS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,11 +28,6 @@ class ServiceSpec:
         return self.name.upper() + "_"
 
 
-GATEWAY = ServiceSpec("gateway", 8000)
-SERVICES = (
-    ServiceSpec("applications", 8001),
-    ServiceSpec("portfolio", 8002),
-    ServiceSpec("guarantees", 8003),
-    ServiceSpec("reporting", 8004),
-)
+GATEWAY = ServiceSpec("gateway", DEFAULT_PORTS["gateway"])
+SERVICES = tuple(ServiceSpec(name, port) for name, port in DEFAULT_PORTS.items() if name != "gateway")
 ALL = (GATEWAY, *SERVICES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,6 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import CurrentPrincipal, Principal
 from shared.db import create_engine, current_revision, make_sessionmaker
+from shared.events.admin import events_admin_router
+from shared.events.consumer import Subscription
+from shared.events.feed import feed_router
+from shared.events.runtime import event_runtime
+from shared.events.tables import EventTables
 from shared.logging import configure_logging
 from shared.middleware import RequestContextMiddleware
 from shared.migrations import head_revision
@@ -49,6 +55,8 @@ def create_service_app(
     migrations_dir: Path,
     metadata: MetaData,
     routers: Sequence[APIRouter] = (),
+    events: EventTables | None = None,
+    subscriptions: Sequence[Subscription] = (),
     extra_lifespan: Lifespan | None = None,
     configure_logs: bool = True,
 ) -> FastAPI:
@@ -66,10 +74,13 @@ def create_service_app(
         bind_database(app, engine)
         settle_heap()
         try:
-            if extra_lifespan is not None:
-                async with extra_lifespan(app):
-                    yield
-            else:
+            async with contextlib.AsyncExitStack() as stack:
+                if events is not None:
+                    await stack.enter_async_context(
+                        event_runtime(app, tables=events, subscriptions=subscriptions, settings=settings)
+                    )
+                if extra_lifespan is not None:
+                    await stack.enter_async_context(extra_lifespan(app))
                 yield
         finally:
             await engine.dispose()
@@ -115,6 +126,9 @@ def create_service_app(
         return principal
 
     app.include_router(diagnostics)
+    if events is not None:
+        app.include_router(feed_router(events))
+        app.include_router(events_admin_router(name, events))
     for router in routers:
         app.include_router(router)
     return app

@@ -79,6 +79,37 @@ def verify_principal_token(token: str, *, secret: str, audience: str) -> Princip
         raise Unauthorized("the request did not come through the gateway with a valid principal") from exc
 
 
+SERVICE_HEADER = "x-fisiq-service"
+SERVICE_ISSUER = "fisiq-service"
+
+
+def mint_service_token(caller: str, *, secret: str, audience: str, ttl_seconds: int = 300) -> str:
+    """A service calling another service's internal API (the event feed) signs who it is for that service."""
+    now = int(time.time())
+    claims = {"iss": SERVICE_ISSUER, "aud": audience, "sub": caller, "iat": now, "exp": now + ttl_seconds}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+async def service_caller(request: Request) -> str:
+    """Dependency of internal routes: the calling service's name, or 401. API keys never reach these routes."""
+    token = request.headers.get(SERVICE_HEADER)
+    if not token:
+        raise Unauthorized("internal route: only the platform's services may call it")
+    try:
+        claims = jwt.decode(
+            token,
+            request.app.state.internal_secret,
+            algorithms=["HS256"],
+            audience=request.app.state.service_name,
+            issuer=SERVICE_ISSUER,
+            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            leeway=5,
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("internal route: the service token is not valid") from exc
+    return str(claims["sub"])
+
+
 def principal_from_request(request: Request) -> Principal | None:
     """The verified principal of this request, or None when no principal token was sent (cached per request)."""
     cached: Principal | None = getattr(request.state, "principal", None)

@@ -11,6 +11,14 @@ import os
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Where each process listens by default; `<NAME>_PORT` changes it and `<NAME>_URL` tells the others where it is.
+DEFAULT_PORTS = {"gateway": 8000, "applications": 8001, "portfolio": 8002, "guarantees": 8003, "reporting": 8004}
+
+
+def peer_url(name: str) -> str:
+    """Where another service is reachable from this one (service-to-service calls, event feeds)."""
+    return os.environ.get(f"{name.upper()}_URL") or f"http://127.0.0.1:{DEFAULT_PORTS[name]}"
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
@@ -23,6 +31,13 @@ class ServiceSettings(BaseSettings):
     access_log: bool = True
     db_pool_size: int = 10
     db_max_overflow: int = 10
+
+    # the event table (docs/events.md)
+    events_enabled: bool = True  # run this process's sequencer and consumers (stand-bys wait on a lock)
+    events_retention_days: int = 3650
+    events_max_attempts: int = 5
+    events_poll_seconds: float = 1.0
+    events_batch_size: int = 500
 
     @model_validator(mode="after")
     def _shared_fallbacks(self) -> ServiceSettings:

@@ -3,6 +3,7 @@
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from shared.events.tables import event_tables
 from shared.idempotency import idempotency_table
 
 SCHEMA = "applications"
@@ -14,3 +15,4 @@ class Base(DeclarativeBase):
 
 
 idempotency_keys = idempotency_table(metadata)
+events = event_tables(metadata)

@@ -1,0 +1,420 @@
+"""Consumer side: pull a producer's feed, apply each event exactly once, retry, park, replay.
+
+- Exactly once: the event's id goes into the inbox and the subscription's position moves, in the same
+  transaction as the handler's effect. A crash before commit applies nothing; the batch is read again.
+- One active consumer per subscription: a session-level advisory lock; other instances wait as stand-bys.
+- Per-aggregate order: the feed is in commit order. When an event fails, it goes to `event_retries` (retried with
+  exponential backoff and jitter, parked after `max_attempts`), and later events of the same aggregate are held
+  behind it there; other aggregates go on.
+- Fast path: a batch is applied in one transaction; only if a handler fails is it re-applied event by event with
+  a savepoint each, so one failure costs the batch a second pass, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from shared.auth import SERVICE_HEADER, mint_service_token
+from shared.db import make_sessionmaker
+from shared.events.contracts import EventEnvelope
+from shared.events.feed import FeedPage
+from shared.events.tables import EventTables
+
+log = logging.getLogger("shared.events.consumer")
+Handler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
+Reset = Callable[[AsyncSession, int], Awaitable[None]]
+
+
+@dataclass
+class Subscription:
+    """A consumer's interest in one producer's events. `reset(session, from_position)` must undo what the
+    handler built from events after `from_position`; without it the subscription cannot be replayed."""
+
+    name: str
+    producer: str
+    types: frozenset[str] | None
+    handler: Handler
+    reset: Reset | None = None
+
+
+@dataclass
+class ConsumerSettings:
+    batch_size: int = 500
+    long_poll_seconds: float = 20.0
+    max_attempts: int = 5
+    base_backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 300.0
+    retry_scan_seconds: float = 0.5
+    standby_seconds: float = 2.0
+
+
+def backoff(attempts: int, settings: ConsumerSettings) -> timedelta:
+    """Exponential with full jitter: uniform in [base/2, base·2^(n-1)], capped."""
+    ceiling = min(settings.max_backoff_seconds, settings.base_backoff_seconds * 2 ** (attempts - 1))
+    return timedelta(
+        seconds=random.uniform(settings.base_backoff_seconds / 2, max(ceiling, settings.base_backoff_seconds / 2))
+    )
+
+
+def _lock_key(schema: str, subscription: str) -> int:
+    return zlib.crc32(f"events:{schema}:{subscription}".encode())
+
+
+class _Restart(Exception):
+    """The subscription's position changed under us (a replay): read it again."""
+
+
+@dataclass
+class Consumer:
+    subscription: Subscription
+    engine: AsyncEngine
+    tables: EventTables
+    producer_url: str
+    service_name: str
+    internal_secret: str
+    settings: ConsumerSettings = field(default_factory=ConsumerSettings)
+    position: int = 0
+    head: int = 0
+    active: bool = False
+    blocked: set[tuple[str, str]] = field(default_factory=set)
+    retry_wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def ack_name(self) -> str:
+        """How the producer knows this subscription (declared in shared.events.topology)."""
+        return f"{self.service_name}:{self.subscription.name}"
+
+    # ----------------------------------------------------------------------------------------------- running
+    async def run(self) -> None:
+        """Forever: become the active consumer (or wait as a stand-by), then consume until cancelled."""
+        while True:
+            try:
+                async with self.engine.connect() as lock_conn:
+                    got = await lock_conn.scalar(
+                        text("SELECT pg_try_advisory_lock(:k)"),
+                        {"k": _lock_key(self.tables.schema, self.subscription.name)},
+                    )
+                    await lock_conn.commit()
+                    if not got:
+                        await asyncio.sleep(self.settings.standby_seconds)
+                        continue
+                    self.active = True
+                    try:
+                        await self._consume()
+                    finally:
+                        self.active = False
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer %s stopped on an error; restarting", self.subscription.name)
+                await asyncio.sleep(1)
+
+    async def _consume(self) -> None:
+        await self._load_state()
+        retry_task = asyncio.create_task(self._retry_loop())
+        delay = 0.5
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.producer_url, timeout=httpx.Timeout(self.settings.long_poll_seconds + 10, connect=3)
+            ) as client:
+                while True:
+                    try:
+                        page = await self.fetch(client, after=self.position, wait=self.settings.long_poll_seconds)
+                        delay = 0.5
+                    except (httpx.HTTPError, ValueError) as exc:
+                        log.warning(
+                            "feed of %s unavailable (%s); retrying in %.1f s", self.subscription.producer, exc, delay
+                        )
+                        await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                        delay = min(delay * 2, 30)
+                        continue
+                    self.head = page.head
+                    if page.next_after <= self.position:
+                        continue
+                    try:
+                        await self.apply_page(page)
+                    except _Restart:
+                        await self._load_state()
+        finally:
+            retry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retry_task
+
+    async def fetch(
+        self, client: httpx.AsyncClient, *, after: int, wait: float, limit: int | None = None, consuming: bool = True
+    ) -> FeedPage:
+        """One page of the producer's feed after `after`. `consuming` acknowledges the position to the producer
+        (its pruning waits for it) and filters by the subscription's types."""
+        token = mint_service_token(self.service_name, secret=self.internal_secret, audience=self.subscription.producer)
+        params: dict[str, Any] = {"after": after, "limit": limit or self.settings.batch_size, "wait": wait}
+        if consuming:
+            params["subscription"] = self.ack_name
+            if self.subscription.types is not None:
+                params["types"] = ",".join(sorted(self.subscription.types))
+        response = await client.get("/internal/events", params=params, headers={SERVICE_HEADER: token})
+        response.raise_for_status()
+        return FeedPage.model_validate(response.json())
+
+    async def _load_state(self) -> None:
+        subs, retries = self.tables.subscriptions, self.tables.retries
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(subs)
+                .values(name=self.subscription.name, producer=self.subscription.producer)
+                .on_conflict_do_nothing()
+            )
+            self.position = int(
+                await conn.scalar(select(subs.c.position).where(subs.c.name == self.subscription.name)) or 0
+            )
+            rows = await conn.execute(
+                select(retries.c.aggregate_type, retries.c.aggregate_id)
+                .where(retries.c.subscription == self.subscription.name)
+                .distinct()
+            )
+            self.blocked = {(r.aggregate_type, r.aggregate_id) for r in rows}
+
+    # ----------------------------------------------------------------------------------------------- applying
+    async def apply_page(self, page: FeedPage) -> None:
+        try:
+            await self._apply(page, careful=False)
+        except _Restart:
+            raise
+        except Exception:
+            log.info("a handler of %s failed; applying the batch event by event", self.subscription.name)
+            await self._apply(page, careful=True)
+        self.position = page.next_after
+        if self.blocked:
+            self.retry_wake.set()
+
+    async def _apply(self, page: FeedPage, *, careful: bool) -> None:
+        name = self.subscription.name
+        subs, inbox, retries = self.tables.subscriptions, self.tables.inbox, self.tables.retries
+        blocked = set(self.blocked)
+        applied: list[EventEnvelope] = []
+        failures = 0
+        async with make_sessionmaker(self.engine)() as session, session.begin():
+            stored = await session.scalar(select(subs.c.position).where(subs.c.name == name).with_for_update())
+            if stored != self.position:
+                raise _Restart
+            ids = [e.event_id for e in page.events]
+            seen = (
+                set(
+                    (
+                        await session.scalars(
+                            select(inbox.c.event_id).where(inbox.c.subscription == name, inbox.c.event_id.in_(ids))
+                        )
+                    ).all()
+                )
+                if ids
+                else set()
+            )
+            for event in page.events:
+                if event.event_id in seen:
+                    continue
+                aggregate = (event.aggregate_type, event.aggregate_id)
+                if aggregate in blocked:
+                    await session.execute(
+                        insert(retries).values(**self._retry_row(event, "held")).on_conflict_do_nothing()
+                    )
+                    continue
+                if not careful:
+                    await self.subscription.handler(session, event)
+                    applied.append(event)
+                    continue
+                try:
+                    async with session.begin_nested():
+                        await self.subscription.handler(session, event)
+                    applied.append(event)
+                except Exception as exc:
+                    failures += 1
+                    blocked.add(aggregate)
+                    status = "parked" if self.settings.max_attempts <= 1 else "retrying"
+                    row = self._retry_row(event, status, attempts=1, error=exc)
+                    await session.execute(insert(retries).values(**row).on_conflict_do_nothing())
+                    log.warning("event %s (%s) failed in %s: %s", event.event_id, event.type, name, exc)
+            if applied:
+                await session.execute(
+                    insert(inbox),
+                    [{"subscription": name, "event_id": e.event_id, "position": e.position} for e in applied],
+                )
+            await session.execute(
+                update(subs)
+                .where(subs.c.name == name)
+                .values(
+                    position=page.next_after,
+                    applied_count=subs.c.applied_count + len(applied),
+                    failed_count=subs.c.failed_count + failures,
+                    last_applied_at=func.now() if applied else subs.c.last_applied_at,
+                    updated_at=func.now(),
+                )
+            )
+        self.blocked = blocked
+
+    def _retry_row(
+        self, event: EventEnvelope, status: str, attempts: int = 0, error: BaseException | None = None
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        return {
+            "subscription": self.subscription.name,
+            "event_id": event.event_id,
+            "position": event.position,
+            "aggregate_type": event.aggregate_type,
+            "aggregate_id": event.aggregate_id,
+            "aggregate_seq": event.aggregate_seq,
+            "envelope": event.model_dump(mode="json"),
+            "status": status,
+            "attempts": attempts,
+            "next_attempt_at": now + backoff(attempts, self.settings) if status == "retrying" else None,
+            "last_error": f"{type(error).__name__}: {error}"[:2000] if error else None,
+            "first_failed_at": now,
+            "updated_at": now,
+        }
+
+    # ----------------------------------------------------------------------------------------------- retries
+    async def _retry_loop(self) -> None:
+        while True:
+            self.retry_wake.clear()
+            try:
+                await self.run_due_retries()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("retrying failed events of %s", self.subscription.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.retry_wake.wait(), self.settings.retry_scan_seconds)
+
+    async def run_due_retries(self) -> int:
+        """Retry the head event of every blocked aggregate whose turn has come; answers how many were applied."""
+        name = self.subscription.name
+        retries = self.tables.retries
+        now = datetime.now(UTC)
+        async with self.engine.connect() as conn:
+            heads = await self._aggregate_heads(conn)
+        applied = 0
+        for aggregate_type, aggregate_id, status, next_attempt_at in heads:
+            if status == "parked" or (status == "retrying" and next_attempt_at is not None and next_attempt_at > now):
+                continue
+            applied += await self._retry_aggregate(aggregate_type, aggregate_id)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(retries.c.aggregate_type, retries.c.aggregate_id)
+                .where(retries.c.subscription == name)
+                .distinct()
+            )
+            self.blocked = {(r.aggregate_type, r.aggregate_id) for r in rows}
+        return applied
+
+    async def _aggregate_heads(self, conn: AsyncConnection) -> list[Any]:
+        retries = self.tables.retries
+        first = (
+            select(
+                retries.c.aggregate_type,
+                retries.c.aggregate_id,
+                func.min(retries.c.aggregate_seq).label("seq"),
+            )
+            .where(retries.c.subscription == self.subscription.name)
+            .group_by(retries.c.aggregate_type, retries.c.aggregate_id)
+            .subquery()
+        )
+        query = select(
+            retries.c.aggregate_type, retries.c.aggregate_id, retries.c.status, retries.c.next_attempt_at
+        ).join(
+            first,
+            and_(
+                retries.c.subscription == self.subscription.name,
+                retries.c.aggregate_type == first.c.aggregate_type,
+                retries.c.aggregate_id == first.c.aggregate_id,
+                retries.c.aggregate_seq == first.c.seq,
+            ),
+        )
+        return list((await conn.execute(query)).all())
+
+    async def _retry_aggregate(self, aggregate_type: str, aggregate_id: str) -> int:
+        name = self.subscription.name
+        subs, inbox, retries = self.tables.subscriptions, self.tables.inbox, self.tables.retries
+        applied = 0
+        failures = 0
+        async with make_sessionmaker(self.engine)() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(retries)
+                    .where(
+                        retries.c.subscription == name,
+                        retries.c.aggregate_type == aggregate_type,
+                        retries.c.aggregate_id == aggregate_id,
+                    )
+                    .order_by(retries.c.aggregate_seq)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            now = datetime.now(UTC)
+            for row in rows:
+                if row.status == "parked" or (
+                    row.status == "retrying" and row.next_attempt_at and row.next_attempt_at > now
+                ):
+                    break
+                event = EventEnvelope.model_validate(row.envelope)
+                done = await session.scalar(
+                    select(inbox.c.event_id).where(inbox.c.subscription == name, inbox.c.event_id == event.event_id)
+                )
+                try:
+                    if done is None:
+                        async with session.begin_nested():
+                            await self.subscription.handler(session, event)
+                        await session.execute(
+                            insert(inbox).values(subscription=name, event_id=event.event_id, position=event.position)
+                        )
+                        applied += 1
+                except Exception as exc:
+                    failures += 1
+                    attempts = row.attempts + 1
+                    parked = attempts >= self.settings.max_attempts
+                    await session.execute(
+                        update(retries)
+                        .where(retries.c.subscription == name, retries.c.event_id == event.event_id)
+                        .values(
+                            status="parked" if parked else "retrying",
+                            attempts=attempts,
+                            next_attempt_at=None if parked else now + backoff(attempts, self.settings),
+                            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                            updated_at=now,
+                        )
+                    )
+                    if parked:
+                        log.error(
+                            "event %s (%s) parked in %s after %d attempts: %s",
+                            event.event_id,
+                            event.type,
+                            name,
+                            attempts,
+                            exc,
+                        )
+                    break
+                await session.execute(
+                    delete(retries).where(retries.c.subscription == name, retries.c.event_id == event.event_id)
+                )
+            if applied or failures:
+                await session.execute(
+                    update(subs)
+                    .where(subs.c.name == name)
+                    .values(
+                        applied_count=subs.c.applied_count + applied,
+                        failed_count=subs.c.failed_count + failures,
+                        last_applied_at=func.now() if applied else subs.c.last_applied_at,
+                        updated_at=func.now(),
+                    )
+                )
+        return applied

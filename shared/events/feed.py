@@ -1,0 +1,109 @@
+"""The producer's feed over HTTP: `GET /internal/events?after=<position>`, long-polled by consumers.
+
+Internal: called service to service with a service token (never through the gateway, never with an API key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.auth import service_caller
+from shared.events.contracts import EventEnvelope
+from shared.events.tables import EventTables
+from shared.problems import Problem
+
+
+class FeedSignal:
+    """Wakes every long-poll waiting on the feed when new positions are stamped."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        return self._event
+
+    def notify(self, _payload: str = "") -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+
+class FeedPage(BaseModel):
+    events: list[EventEnvelope]
+    next_after: int
+    head: int
+    pruned_through: int
+
+
+async def read_feed(
+    engine: AsyncEngine,
+    tables: EventTables,
+    *,
+    after: int,
+    limit: int,
+    types: set[str] | None,
+    subscription: str | None,
+) -> FeedPage:
+    outbox, head = tables.outbox, tables.outbox_head
+    async with engine.begin() as conn:
+        if subscription:
+            acks = tables.outbox_subscribers
+            await conn.execute(
+                insert(acks)
+                .values(subscription=subscription, position=after)
+                .on_conflict_do_update(
+                    index_elements=[acks.c.subscription], set_={"position": after, "updated_at": func.now()}
+                )
+            )
+        state = (await conn.execute(select(head.c.position, head.c.pruned_through).where(head.c.id == 1))).one()
+        if after < state.pruned_through:
+            raise Problem(
+                f"events up to position {state.pruned_through} were pruned; this subscription must be rebuilt",
+                status=410,
+                title="Gone",
+                slug="events-pruned",
+                pruned_through=state.pruned_through,
+            )
+        rows = (
+            await conn.execute(select(outbox).where(outbox.c.position > after).order_by(outbox.c.position).limit(limit))
+        ).all()
+    events = [EventEnvelope.model_validate(row._asdict()) for row in rows]
+    next_after = events[-1].position if events else after
+    assert next_after is not None
+    if types is not None:
+        events = [e for e in events if e.type in types]
+    return FeedPage(events=events, next_after=next_after, head=state.position, pruned_through=state.pruned_through)
+
+
+def feed_router(tables: EventTables) -> APIRouter:
+    router = APIRouter(prefix="/internal/events", tags=["internal: events"], include_in_schema=False)
+
+    @router.get("")
+    async def feed(
+        request: Request,
+        caller: Annotated[str, Depends(service_caller)],
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+        types: Annotated[str | None, Query(description="comma-separated event types")] = None,
+        subscription: Annotated[str | None, Query(max_length=100)] = None,
+        wait: Annotated[float, Query(ge=0, le=60)] = 0,
+    ) -> FeedPage:
+        engine: AsyncEngine = request.app.state.engine
+        signal: FeedSignal = request.app.state.feed_signal
+        wanted = set(types.split(",")) if types else None
+        woken = signal.current()  # taken before reading, so a stamp during the read is not missed
+        page = await read_feed(engine, tables, after=after, limit=limit, types=wanted, subscription=subscription)
+        if page.next_after > after or wait == 0:
+            return page
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), wait)
+        return await read_feed(engine, tables, after=after, limit=limit, types=wanted, subscription=None)
+
+    return router

@@ -1,0 +1,28 @@
+"""Who subscribes to whom: declared here, in the kernel, so a producer knows every subscriber it must wait for
+before pruning, even one that has never called yet. A consumer binds its handlers to these names.
+
+Each entry: the consuming service, the subscription's name, the producing service, the event types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    consumer: str
+    name: str
+    producer: str
+    types: frozenset[str] | None  # None: every type
+
+    @property
+    def ack_name(self) -> str:
+        return f"{self.consumer}:{self.name}"
+
+
+SUBSCRIPTIONS: list[SubscriptionSpec] = []
+
+
+def subscribers_of(producer: str) -> list[str]:
+    return [s.ack_name for s in SUBSCRIPTIONS if s.producer == producer]
