@@ -45,6 +45,8 @@ def command(spec: ServiceSpec, host: str, port: int) -> str:
             "75",
             "--no-access-log",
             "--no-server-header",
+            "--timeout-graceful-shutdown",
+            "3",
         ]
     )
 

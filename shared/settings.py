@@ -36,6 +36,7 @@ class ServiceSettings(BaseSettings):
     events_enabled: bool = True  # run this process's sequencer and consumers (stand-bys wait on a lock)
     events_retention_days: int = 3650
     events_max_attempts: int = 5
+    events_base_backoff_seconds: float = 1.0
     events_poll_seconds: float = 1.0
     events_batch_size: int = 500
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.guarantees.models import SCHEMA, metadata
+from services.guarantees.models import SCHEMA, events, metadata
 from services.guarantees.settings import Settings
 from shared.app import create_service_app
 
@@ -19,5 +19,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         settings=settings or Settings(),
         migrations_dir=MIGRATIONS,
         metadata=metadata,
+        events=events,
         configure_logs=configure_logs,
     )

@@ -208,6 +208,8 @@ def events_admin_router(service: str, tables: EventTables) -> APIRouter:
         await session.execute(
             update(subs).where(subs.c.name == name).values(position=spec.from_position, updated_at=func.now())
         )
+        await session.commit()  # before the consumer is told to re-read its position
+        consumer.interrupt.set()
         return ReplayOutcome(subscription=name, from_position=spec.from_position, previous_position=previous)
 
     @router.get("/outbox", response_model=OutboxStatus, summary="This service's outbox as a producer")

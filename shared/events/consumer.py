@@ -91,6 +91,7 @@ class Consumer:
     active: bool = False
     blocked: set[tuple[str, str]] = field(default_factory=set)
     retry_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    interrupt: asyncio.Event = field(default_factory=asyncio.Event)  # set by a replay: re-read the position
 
     @property
     def ack_name(self) -> str:
@@ -131,8 +132,11 @@ class Consumer:
                 base_url=self.producer_url, timeout=httpx.Timeout(self.settings.long_poll_seconds + 10, connect=3)
             ) as client:
                 while True:
+                    if self.interrupt.is_set():
+                        self.interrupt.clear()
+                        await self._load_state()
                     try:
-                        page = await self.fetch(client, after=self.position, wait=self.settings.long_poll_seconds)
+                        page = await self._fetch_or_interrupt(client)
                         delay = 0.5
                     except (httpx.HTTPError, ValueError) as exc:
                         log.warning(
@@ -141,8 +145,12 @@ class Consumer:
                         await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                         delay = min(delay * 2, 30)
                         continue
+                    if page is None:
+                        continue
                     self.head = page.head
                     if page.next_after <= self.position:
+                        # an idle long poll: check the position has not been moved (a replay by another instance)
+                        await self._load_state()
                         continue
                     try:
                         await self.apply_page(page)
@@ -152,6 +160,20 @@ class Consumer:
             retry_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retry_task
+
+    async def _fetch_or_interrupt(self, client: httpx.AsyncClient) -> FeedPage | None:
+        fetching = asyncio.ensure_future(self.fetch(client, after=self.position, wait=self.settings.long_poll_seconds))
+        interrupted = asyncio.ensure_future(self.interrupt.wait())
+        try:
+            await asyncio.wait({fetching, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            interrupted.cancel()
+        if not fetching.done():
+            fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await fetching
+            return None
+        return fetching.result()
 
     async def fetch(
         self, client: httpx.AsyncClient, *, after: int, wait: float, limit: int | None = None, consuming: bool = True

@@ -52,7 +52,11 @@ async def publish(
     payload: BaseModel | dict[str, Any],
     version: int = 1,
 ) -> EventEnvelope:
-    """Write an event in the session's transaction: it exists if and only if the change it announces commits."""
+    """Write an event in the session's transaction: it exists if and only if the change it announces commits.
+
+    Takes the aggregate's counter lock until commit; a transaction announcing changes to several aggregates
+    should publish them in a stable order (e.g. sorted ids), as with any row locks, or risk deadlocks.
+    """
     contract = contract_for(event_type, version)
     data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
     body = contract.model_validate(data).model_dump(mode="json")

@@ -28,7 +28,9 @@ def build_consumers(
     settings: ServiceSettings,
 ) -> dict[str, Consumer]:
     consumer_settings = ConsumerSettings(
-        batch_size=settings.events_batch_size, max_attempts=settings.events_max_attempts
+        batch_size=settings.events_batch_size,
+        max_attempts=settings.events_max_attempts,
+        base_backoff_seconds=settings.events_base_backoff_seconds,
     )
     return {
         s.name: Consumer(
