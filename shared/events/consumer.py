@@ -35,6 +35,7 @@ from shared.events.tables import EventTables
 
 log = logging.getLogger("shared.events.consumer")
 Handler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, list[EventEnvelope]], Awaitable[None]]
 Reset = Callable[[AsyncSession, int], Awaitable[None]]
 
 
@@ -48,6 +49,9 @@ class Subscription:
     types: frozenset[str] | None
     handler: Handler
     reset: Reset | None = None
+    # optional: the same effect as `handler` on each event in order, in fewer round trips (bulk statements);
+    # used on the fast path, while a failing batch falls back to `handler` event by event
+    batch_handler: BatchHandler | None = None
 
 
 @dataclass
@@ -71,6 +75,15 @@ def backoff(attempts: int, settings: ConsumerSettings) -> timedelta:
 
 def _lock_key(schema: str, subscription: str) -> int:
     return zlib.crc32(f"events:{schema}:{subscription}".encode())
+
+
+async def _cancel(task: asyncio.Future[Any] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError, ValueError):
+            await task
+    elif task is not None and not task.cancelled():
+        task.exception()  # retrieved, so it is not reported as lost
 
 
 class _Restart(Exception):
@@ -124,8 +137,11 @@ class Consumer:
                 await asyncio.sleep(1)
 
     async def _consume(self) -> None:
+        """Fetch page n+1 while page n is applied (the feed is read ahead by one page)."""
         await self._load_state()
         retry_task = asyncio.create_task(self._retry_loop())
+        interrupted: asyncio.Future[Any] = asyncio.ensure_future(self.interrupt.wait())
+        ahead: asyncio.Future[FeedPage] | None = None
         delay = 0.5
         try:
             async with httpx.AsyncClient(
@@ -134,9 +150,21 @@ class Consumer:
                 while True:
                     if self.interrupt.is_set():
                         self.interrupt.clear()
+                        interrupted = asyncio.ensure_future(self.interrupt.wait())
+                        await _cancel(ahead)
+                        ahead = None
                         await self._load_state()
+                    if ahead is None:
+                        ahead = asyncio.ensure_future(
+                            self.fetch(client, after=self.position, wait=self.settings.long_poll_seconds)
+                        )
+                    waiting: set[asyncio.Future[Any]] = {ahead, interrupted}
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    if not ahead.done():
+                        continue  # interrupted: handled at the top of the loop
+                    fetched, ahead = ahead, None
                     try:
-                        page = await self._fetch_or_interrupt(client)
+                        page = fetched.result()
                         delay = 0.5
                     except (httpx.HTTPError, ValueError) as exc:
                         log.warning(
@@ -145,35 +173,27 @@ class Consumer:
                         await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                         delay = min(delay * 2, 30)
                         continue
-                    if page is None:
-                        continue
                     self.head = page.head
                     if page.next_after <= self.position:
                         # an idle long poll: check the position has not been moved (a replay by another instance)
                         await self._load_state()
                         continue
+                    # read ahead from where this page ends, acknowledging only what is applied
+                    ahead = asyncio.ensure_future(
+                        self.fetch(client, after=page.next_after, wait=self.settings.long_poll_seconds)
+                    )
                     try:
                         await self.apply_page(page)
                     except _Restart:
+                        await _cancel(ahead)
+                        ahead = None
                         await self._load_state()
         finally:
+            interrupted.cancel()
+            await _cancel(ahead)
             retry_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retry_task
-
-    async def _fetch_or_interrupt(self, client: httpx.AsyncClient) -> FeedPage | None:
-        fetching = asyncio.ensure_future(self.fetch(client, after=self.position, wait=self.settings.long_poll_seconds))
-        interrupted = asyncio.ensure_future(self.interrupt.wait())
-        try:
-            await asyncio.wait({fetching, interrupted}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            interrupted.cancel()
-        if not fetching.done():
-            fetching.cancel()
-            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
-                await fetching
-            return None
-        return fetching.result()
 
     async def fetch(
         self, client: httpx.AsyncClient, *, after: int, wait: float, limit: int | None = None, consuming: bool = True
@@ -184,11 +204,12 @@ class Consumer:
         params: dict[str, Any] = {"after": after, "limit": limit or self.settings.batch_size, "wait": wait}
         if consuming:
             params["subscription"] = self.ack_name
+            params["ack"] = self.position
             if self.subscription.types is not None:
                 params["types"] = ",".join(sorted(self.subscription.types))
         response = await client.get("/internal/events", params=params, headers={SERVICE_HEADER: token})
         response.raise_for_status()
-        return FeedPage.model_validate(response.json())
+        return FeedPage.model_validate_json(response.content)
 
     async def _load_state(self) -> None:
         subs, retries = self.tables.subscriptions, self.tables.retries
@@ -243,6 +264,7 @@ class Consumer:
                 if ids
                 else set()
             )
+            batch = self.subscription.batch_handler if not careful else None
             for event in page.events:
                 if event.event_id in seen:
                     continue
@@ -253,7 +275,8 @@ class Consumer:
                     )
                     continue
                 if not careful:
-                    await self.subscription.handler(session, event)
+                    if batch is None:
+                        await self.subscription.handler(session, event)
                     applied.append(event)
                     continue
                 try:
@@ -267,6 +290,8 @@ class Consumer:
                     row = self._retry_row(event, status, attempts=1, error=exc)
                     await session.execute(insert(retries).values(**row).on_conflict_do_nothing())
                     log.warning("event %s (%s) failed in %s: %s", event.event_id, event.type, name, exc)
+            if batch is not None and applied:
+                await batch(session, applied)
             if applied:
                 await session.execute(
                     insert(inbox),

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -50,6 +50,7 @@ async def read_feed(
     limit: int,
     types: set[str] | None,
     subscription: str | None,
+    ack: int | None = None,
 ) -> FeedPage:
     outbox, head = tables.outbox, tables.outbox_head
     async with engine.begin() as conn:
@@ -57,9 +58,10 @@ async def read_feed(
             acks = tables.outbox_subscribers
             await conn.execute(
                 insert(acks)
-                .values(subscription=subscription, position=after)
+                .values(subscription=subscription, position=after if ack is None else ack)
                 .on_conflict_do_update(
-                    index_elements=[acks.c.subscription], set_={"position": after, "updated_at": func.now()}
+                    index_elements=[acks.c.subscription],
+                    set_={"position": after if ack is None else ack, "updated_at": func.now()},
                 )
             )
         state = (await conn.execute(select(head.c.position, head.c.pruned_through).where(head.c.id == 1))).one()
@@ -93,17 +95,21 @@ def feed_router(tables: EventTables) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
         types: Annotated[str | None, Query(description="comma-separated event types")] = None,
         subscription: Annotated[str | None, Query(max_length=100)] = None,
+        ack: Annotated[int | None, Query(ge=0, description="position the subscription has applied")] = None,
         wait: Annotated[float, Query(ge=0, le=60)] = 0,
-    ) -> FeedPage:
+    ) -> Response:
         engine: AsyncEngine = request.app.state.engine
         signal: FeedSignal = request.app.state.feed_signal
         wanted = set(types.split(",")) if types else None
         woken = signal.current()  # taken before reading, so a stamp during the read is not missed
-        page = await read_feed(engine, tables, after=after, limit=limit, types=wanted, subscription=subscription)
-        if page.next_after > after or wait == 0:
-            return page
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(woken.wait(), wait)
-        return await read_feed(engine, tables, after=after, limit=limit, types=wanted, subscription=None)
+        page = await read_feed(
+            engine, tables, after=after, limit=limit, types=wanted, subscription=subscription, ack=ack
+        )
+        if page.next_after == after and wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), wait)
+            page = await read_feed(engine, tables, after=after, limit=limit, types=wanted, subscription=None)
+        # serialized once by pydantic-core, not validated again by the framework
+        return Response(page.model_dump_json(), media_type="application/json")
 
     return router

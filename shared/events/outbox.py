@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,8 +24,7 @@ from typing import Any
 
 import asyncpg
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import TextClause, delete, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -60,32 +61,61 @@ async def publish(
     contract = contract_for(event_type, version)
     data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
     body = contract.model_validate(data).model_dump(mode="json")
-    agg = tables.outbox_aggregates
+    event_id, occurred_at, request_id = uuid.uuid4(), datetime.now(UTC), request_id_var.get()
+    # one round trip: take the aggregate's next number (and its lock) and write the event
     seq = await session.scalar(
-        insert(agg)
-        .values(aggregate_type=aggregate_type, aggregate_id=aggregate_id, last_seq=1)
-        .on_conflict_do_update(
-            index_elements=[agg.c.aggregate_type, agg.c.aggregate_id], set_={"last_seq": agg.c.last_seq + 1}
-        )
-        .returning(agg.c.last_seq)
+        _insert_statement(tables.schema),
+        {
+            "event_id": event_id,
+            "type": event_type,
+            "version": version,
+            "aggregate_type": aggregate_type,
+            "aggregate_id": aggregate_id,
+            "occurred_at": occurred_at,
+            "producer": tables.schema,
+            "request_id": request_id,
+            "payload": json.dumps(body),
+        },
     )
     assert seq is not None
-    envelope = EventEnvelope(
-        event_id=uuid.uuid4(),
+    # delivered at commit, and only then; wakes the sequencer at once instead of at its next poll (once a transaction)
+    transaction = session.get_transaction()
+    notified: set[int] = session.info.setdefault("fisiq_events_notified", set())
+    if transaction is not None and id(transaction) not in notified:
+        notified.add(id(transaction))
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(tables.schema)})
+    return EventEnvelope(
+        event_id=event_id,
         type=event_type,
         schema_version=version,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         aggregate_seq=seq,
-        occurred_at=datetime.now(UTC),
+        occurred_at=occurred_at,
         producer=tables.schema,
-        request_id=request_id_var.get(),
+        request_id=request_id,
         payload=body,
     )
-    await session.execute(tables.outbox.insert().values(**envelope.model_dump(exclude={"position"})))
-    # delivered at commit (and only then); wakes the sequencer at once instead of at its next poll
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(tables.schema)})
-    return envelope
+
+
+@functools.cache
+def _insert_statement(schema: str) -> TextClause:
+    return text(
+        f"""
+        WITH seq AS (
+            INSERT INTO "{schema}".outbox_aggregates AS a (aggregate_type, aggregate_id, last_seq)
+            VALUES (:aggregate_type, :aggregate_id, 1)
+            ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_seq = a.last_seq + 1
+            RETURNING last_seq
+        )
+        INSERT INTO "{schema}".outbox (event_id, type, schema_version, aggregate_type, aggregate_id, aggregate_seq,
+                                       occurred_at, producer, request_id, payload)
+        SELECT :event_id, :type, :version, :aggregate_type, :aggregate_id, seq.last_seq,
+               :occurred_at, :producer, :request_id, CAST(:payload AS jsonb)
+        FROM seq
+        RETURNING aggregate_seq
+        """  # noqa: S608 - the schema is the service's own constant
+    )
 
 
 async def sequence_batch(engine: AsyncEngine, tables: EventTables, batch_size: int = 2000) -> int:

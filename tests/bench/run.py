@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in turn; each writes its own section of docs/benchmarks.md."""
 
-from tests.bench import gateway
+from tests.bench import events, gateway
 
 if __name__ == "__main__":
     gateway.run()
+    events.run()

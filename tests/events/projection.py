@@ -42,22 +42,29 @@ class Recorded(BaseModel):
     poison: bool = False
 
 
+IS_FIXED = text("SELECT 1 FROM reporting.test_fixed WHERE event_id = :e")
+RECORD = text(
+    "INSERT INTO reporting.test_applied (event_id, aggregate_id, aggregate_seq, amount, position)"
+    " VALUES (:e, :a, :s, :m, :p)"
+)
+ADD_TO_TOTAL = text(
+    "INSERT INTO reporting.test_totals (aggregate_id, total, events, last_seq) VALUES (:a, :m, 1, :s)"
+    " ON CONFLICT (aggregate_id) DO UPDATE SET total = test_totals.total + :m, events = test_totals.events + 1,"
+    " last_seq = :s"
+)
+
+
 async def handle(session: AsyncSession, event: EventEnvelope) -> None:
     recorded = event.parse(Recorded)
     delay = int(os.environ.get("TEST_HANDLER_DELAY_MS", "0"))
     if delay:
         await asyncio.sleep(delay / 1000)
     if recorded.poison:
-        fixed = await session.scalar(
-            text("SELECT 1 FROM reporting.test_fixed WHERE event_id = :e"), {"e": event.event_id}
-        )
+        fixed = await session.scalar(IS_FIXED, {"e": event.event_id})
         if not fixed:
             raise RuntimeError(f"poison event {event.event_id}")
     await session.execute(
-        text(
-            "INSERT INTO reporting.test_applied (event_id, aggregate_id, aggregate_seq, amount, position)"
-            " VALUES (:e, :a, :s, :m, :p)"
-        ),
+        RECORD,
         {
             "e": event.event_id,
             "a": event.aggregate_id,
@@ -66,14 +73,33 @@ async def handle(session: AsyncSession, event: EventEnvelope) -> None:
             "p": event.position,
         },
     )
+    await session.execute(ADD_TO_TOTAL, {"a": event.aggregate_id, "m": recorded.amount, "s": event.aggregate_seq})
+
+
+ADD_TOTALS = text(
+    "INSERT INTO reporting.test_totals (aggregate_id, total, events, last_seq) VALUES (:a, :m, :n, :s)"
+    " ON CONFLICT (aggregate_id) DO UPDATE SET total = test_totals.total + :m, events = test_totals.events + :n,"
+    " last_seq = :s"
+)
+
+
+async def handle_batch(session: AsyncSession, batch: list[EventEnvelope]) -> None:
+    """The same effect as `handle` on each event in order, in two bulk statements."""
+    recorded = [(event, event.parse(Recorded)) for event in batch]
+    if any(r.poison for _, r in recorded):
+        raise RuntimeError("a poison event in the batch: let the per-event handler deal with it")
     await session.execute(
-        text(
-            "INSERT INTO reporting.test_totals (aggregate_id, total, events, last_seq) VALUES (:a, :m, 1, :s)"
-            " ON CONFLICT (aggregate_id) DO UPDATE SET total = test_totals.total + :m, events = test_totals.events + 1,"
-            " last_seq = :s"
-        ),
-        {"a": event.aggregate_id, "m": recorded.amount, "s": event.aggregate_seq},
+        RECORD,
+        [
+            {"e": e.event_id, "a": e.aggregate_id, "s": e.aggregate_seq, "m": r.amount, "p": e.position}
+            for e, r in recorded
+        ],
     )
+    totals: dict[str, dict[str, int]] = {}
+    for e, r in recorded:
+        entry = totals.setdefault(e.aggregate_id, {"m": 0, "n": 0, "s": 0})
+        entry.update(m=entry["m"] + r.amount, n=entry["n"] + 1, s=max(entry["s"], e.aggregate_seq))
+    await session.execute(ADD_TOTALS, [{**v, "a": k} for k, v in totals.items()])
 
 
 async def reset(session: AsyncSession, from_position: int) -> None:
@@ -96,7 +122,16 @@ def create_app() -> FastAPI:
         migrations_dir=Path(__file__).resolve().parents[2] / "services" / "reporting" / "migrations",
         metadata=metadata,
         events=events,
-        subscriptions=[Subscription(SUBSCRIPTION, "applications", frozenset({"test.recorded"}), handle, reset)],
+        subscriptions=[
+            Subscription(
+                SUBSCRIPTION,
+                "applications",
+                frozenset({"test.recorded"}),
+                handle,
+                reset,
+                batch_handler=None if os.environ.get("TEST_PER_EVENT_HANDLER") else handle_batch,
+            )
+        ],
     )
 
 

@@ -25,7 +25,7 @@ async def test_concurrent_producers_with_rollbacks_lose_nothing_and_keep_order(p
 
 async def test_kill_9_of_consumer_and_producer_mid_batch_loses_and_doubles_nothing(platform: EventsPlatform) -> None:
     platform.start_producer()
-    platform.start_consumer(TEST_HANDLER_DELAY_MS="3")
+    platform.start_consumer(TEST_HANDLER_DELAY_MS="3", TEST_PER_EVENT_HANDLER="1")
     aggregates = [f"agg-{i}" for i in range(20)]
     await asyncio.gather(*(platform.produce(transactions=120, aggregates=aggregates, per_txn=(1, 2)) for _ in range(4)))
     total = len(platform.committed)
@@ -36,7 +36,7 @@ async def test_kill_9_of_consumer_and_producer_mid_batch_loses_and_doubles_nothi
     more = asyncio.create_task(platform.produce(transactions=50, aggregates=aggregates))
     await asyncio.sleep(0.3)
     platform.start_producer()
-    platform.start_consumer(TEST_HANDLER_DELAY_MS="3")
+    platform.start_consumer(TEST_HANDLER_DELAY_MS="3", TEST_PER_EVENT_HANDLER="1")
     await more
     applied = await platform.wait_applied(len(platform.committed), timeout=90)
     assert len(applied) == len(platform.committed)
