@@ -93,9 +93,10 @@ class EventsPlatform:
             self.env(),
         )
 
-    def start_consumer(self, **extra: str) -> None:
-        argv = [sys.executable, "-m", "tests.events.projection", str(self.consumer_port)]
-        self._spawn("consumer", argv, self.consumer_port, self.env(**extra))
+    def start_consumer(self, name: str = "consumer", port: int | None = None, **extra: str) -> None:
+        port = port or self.consumer_port
+        argv = [sys.executable, "-m", "tests.events.projection", str(port)]
+        self._spawn(name, argv, port, self.env(**extra))
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
@@ -169,10 +170,10 @@ class EventsPlatform:
                 return rows
             await asyncio.sleep(0.1)
 
-    async def admin(self, method: str, path: str, **kw: object) -> httpx.Response:
+    async def admin(self, method: str, path: str, port: int | None = None, **kw: object) -> httpx.Response:
         principal = Principal(key_id=uuid.uuid4(), role=Role.admin)
         token = mint_principal_token(principal, secret=INTERNAL_SECRET, audience="reporting")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.consumer_port}", timeout=10) as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port or self.consumer_port}", timeout=10) as client:
             return await client.request(method, path, headers={PRINCIPAL_HEADER: token}, **kw)  # type: ignore[arg-type]
 
 

@@ -175,3 +175,68 @@ async def test_the_feed_refuses_callers_without_a_service_token(platform: Events
         assert (await client.get("/internal/events", headers={SERVICE_HEADER: wrong_audience})).status_code == 401
         good = mint_service_token("reporting", secret=INTERNAL_SECRET, audience="applications")
         assert (await client.get("/internal/events", headers={SERVICE_HEADER: good})).status_code == 200
+
+
+async def test_a_second_consumer_instance_stands_by_and_takes_over_after_a_kill(platform: EventsPlatform) -> None:
+    from tests.support import free_port
+
+    platform.start_producer()
+    platform.start_consumer("first")
+    second_port = free_port()
+    platform.start_consumer("second", port=second_port)
+    await platform.produce(transactions=50, aggregates=["a", "b"])
+    await platform.wait_applied(len(platform.committed))
+    first = (await platform.admin("GET", "/api/v1/reporting/admin/events/subscriptions")).json()[0]
+    second = (await platform.admin("GET", "/api/v1/reporting/admin/events/subscriptions", port=second_port)).json()[0]
+    assert [first["active_here"], second["active_here"]].count(True) == 1, "exactly one instance consumes"
+    active = "first" if first["active_here"] else "second"
+    platform.kill(active)
+    await platform.produce(transactions=50, aggregates=["a", "b"])
+    applied = await platform.wait_applied(len(platform.committed))
+    assert_exactly_once_in_order(applied, platform.committed)
+
+
+async def test_retention_prunes_only_what_every_subscriber_consumed(
+    engine: AsyncEngine, platform: EventsPlatform
+) -> None:
+    from datetime import timedelta
+
+    from shared.events.outbox import prune
+    from shared.problems import Problem
+
+    async with make_sessionmaker(engine)() as session:
+        for amount in range(3):
+            await publish(
+                session,
+                applications_events,
+                event_type="test.recorded",
+                aggregate_type="test",
+                aggregate_id="r",
+                payload=Recorded(amount=amount),
+            )
+        await session.commit()
+    await sequence_batch(engine, applications_events)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE applications.outbox SET occurred_at = now() - interval '40 days' WHERE position <= 2")
+        )
+        await conn.execute(
+            text("INSERT INTO applications.outbox_subscribers (subscription, position) VALUES ('reporting:x', 2)")
+        )
+    declared = ["reporting:x", "guarantees:y"]
+    # guarantees:y has never read anything: nothing may go
+    assert await prune(engine, applications_events, retention=timedelta(days=30), subscribers=declared) == 0
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO applications.outbox_subscribers (subscription, position) VALUES ('guarantees:y', 1)")
+        )
+    # both have consumed position 1; position 2 is old enough but guarantees:y has not read it; 3 is too recent
+    assert await prune(engine, applications_events, retention=timedelta(days=30), subscribers=declared) == 1
+    page = await read_feed(engine, applications_events, after=1, limit=10, types=None, subscription=None)
+    assert [e.position for e in page.events] == [2, 3] and page.pruned_through == 1
+    try:
+        await read_feed(engine, applications_events, after=0, limit=10, types=None, subscription=None)
+    except Problem as gone:
+        assert gone.status == 410 and gone.extensions["pruned_through"] == 1
+    else:
+        raise AssertionError("a subscriber behind the pruned events must be told, not silently skip them")
