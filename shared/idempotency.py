@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import Request, Response
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, func, select, text
+from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,7 +44,8 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("response_headers", JSONB, nullable=False),
         Column("response_body", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("expires_at", DateTime(timezone=True), nullable=False),
+        Index("ix_idempotency_keys_expires_at", "expires_at"),
     )
 
 
