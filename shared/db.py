@@ -55,6 +55,12 @@ def get_session(request: Request) -> AsyncSession:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
+
+def on_commit(request: Request, callback: Callable[[], None]) -> None:
+    """Run `callback` once the request's transaction has committed (never if it rolls back)."""
+    request.state.after_commit.append(callback)
+
+
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
@@ -77,6 +83,7 @@ class TransactionalRoute(APIRoute):
             sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
             async with sessionmaker() as session:
                 request.state.db_session = session
+                request.state.after_commit = []
                 try:
                     early = await self.before_handler(request, session)
                     if early is not None:
@@ -86,6 +93,8 @@ class TransactionalRoute(APIRoute):
                     if response.status_code < 400:
                         await self.after_handler(request, session, response)
                         await session.commit()
+                        for callback in request.state.after_commit:
+                            callback()
                     else:
                         await session.rollback()
                     return response

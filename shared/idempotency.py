@@ -1,8 +1,8 @@
 """`Idempotency-Key` on partner POSTs (the IETF httpapi draft, as Stripe and others practise it).
 
 - Scope: per API key (the principal's key id) and key value; keys are 1-255 printable ASCII characters.
-- The first request runs; its successful (2xx) response is stored **in the same transaction as its effect**.
-- A replay with the same key and the same request (method, path, canonical JSON body) returns the stored
+- The first request runs; its successful (< 400) response is stored **in the same transaction as its effect**.
+- A replay with the same key and the same request (method, path and query, canonical JSON body) returns the stored
   response, with `Idempotent-Replayed: true`; nothing runs again.
 - The same key with another request → 422. While the first is still in flight → 409.
 - An error response is not stored: the client may retry the same key once it has fixed the cause.
@@ -69,9 +69,12 @@ class IdempotentRoute(TransactionalRoute):
         principal = principal_from_request(request)
         if principal is None:
             return None  # the route's own auth dependency refuses the call
-        table: Table = request.app.state.idempotency_table
+        table: Table | None = request.app.state.idempotency_table
+        if table is None:
+            raise RuntimeError("this service has no idempotency_keys table (see shared.idempotency)")
         client_id = str(principal.key_id)
-        fingerprint = _fingerprint(request.method, request.url.path, await request.body())
+        target = request.url.path + ("?" + request.url.query if request.url.query else "")
+        fingerprint = _fingerprint(request.method, target, await request.body())
         lock_name = f"{table.schema}:{client_id}:{key}"
         got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(hashtextextended(:n, 0))"), {"n": lock_name})
         if not got:
@@ -98,8 +101,11 @@ class IdempotentRoute(TransactionalRoute):
 
     async def after_handler(self, request: Request, session: AsyncSession, response: Response) -> None:
         pending = getattr(request.state, "idempotency", None)
-        if pending is None or not (200 <= response.status_code < 300) or not hasattr(response, "body"):
+        if pending is None:
             return
+        if not hasattr(response, "body"):
+            # the effect would commit with nothing to replay: refuse rather than risk a double application
+            raise RuntimeError("a streamed response cannot be stored for Idempotency-Key replay")
         client_id, key, fingerprint = pending
         table: Table = request.app.state.idempotency_table
         now = datetime.now(UTC)

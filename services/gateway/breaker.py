@@ -38,6 +38,10 @@ class CircuitBreaker:
             return 0
         return max(1, int(self.reset_seconds - (time.monotonic() - self.opened_at) + 0.999))
 
+    def release(self) -> None:
+        """The call ended with no verdict on the upstream (the client went away): free the trial slot."""
+        self._trial_in_flight = False
+
     def success(self) -> None:
         self.failures = 0
         self.opened_at = None

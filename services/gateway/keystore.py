@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ from shared.auth import Principal, Role
 from shared.problems import Unauthorized
 
 KEY_PREFIX = "fsk_"
+CACHE_ENTRIES = 50_000
 log = logging.getLogger("gateway.keys")
 
 
@@ -58,7 +60,8 @@ class KeyStore:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, cache_seconds: float) -> None:
         self.sessionmaker = sessionmaker
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, AuthenticatedKey | None]] = {}
+        # LRU of verified (and of unknown) keys; the oldest entries go first when it is full
+        self._cache: OrderedDict[str, tuple[float, AuthenticatedKey | None]] = OrderedDict()
         self._last_used: dict[uuid.UUID, datetime] = {}
 
     async def authenticate(self, presented: str | None) -> AuthenticatedKey:
@@ -71,11 +74,13 @@ class KeyStore:
         hit = self._cache.get(digest)
         if hit is not None and now - hit[0] < self.cache_seconds:
             found = hit[1]
+            self._cache.move_to_end(digest)
         else:
             found = await self._load(digest)
-            if len(self._cache) > 50_000:
-                self._cache.clear()
             self._cache[digest] = (now, found)
+            self._cache.move_to_end(digest)
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
         if found is None:
             raise Unauthorized("the API key is not valid, or has been revoked")
         if found.expires_at is not None and found.expires_at <= datetime.now(UTC):

@@ -20,7 +20,7 @@ from yarl import URL
 from services.gateway.breaker import CircuitBreaker
 from services.gateway.keystore import AuthenticatedKey, KeyStore, bearer_from_headers
 from services.gateway.ratelimit import RateLimiter
-from shared.auth import PRINCIPAL_HEADER, mint_principal_token
+from shared.auth import PRINCIPAL_HEADER, SERVICE_HEADER, mint_principal_token
 from shared.logging import request_id_var
 from shared.problems import Problem, problem_response
 
@@ -46,6 +46,7 @@ STRIPPED_REQUEST = HOP_BY_HOP | {
     "authorization",
     "x-api-key",
     PRINCIPAL_HEADER,
+    SERVICE_HEADER,
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
@@ -54,6 +55,16 @@ STRIPPED_REQUEST = HOP_BY_HOP | {
 }
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 BUFFER_LIMIT = 1024 * 1024  # bodies up to this size are buffered (and so can be retried); larger ones stream
+
+
+class _ClientGone(Exception):
+    """The client disconnected (or overran the body limit) while its body was being read."""
+
+
+@dataclass(slots=True)
+class _BodyState:
+    client_gone: bool = False
+    too_large: bool = False
 
 
 @dataclass
@@ -85,7 +96,8 @@ class Proxy:
         self.limiter = limiter
         self.internal_secret = internal_secret
         self.max_body_bytes = max_body_bytes
-        self.timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
+        # sock_connect, not connect: waiting for a free pooled connection is not the upstream's failure
+        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
         # keepalive shorter than the services' (uvicorn timeout_keep_alive is set to 75 s) so we never reuse a
         # connection the server is about to close.
         self.connector = aiohttp.TCPConnector(limit=0, limit_per_host=pool_size, keepalive_timeout=30)
@@ -165,11 +177,19 @@ class Proxy:
             response.raw_headers.extend(extra_headers)
             await response(scope, receive, send)
 
-    async def _read_body(self, receive: Receive, raw: dict[str, str]) -> bytes | AsyncIterator[bytes] | None:
+    async def _read_body(
+        self, receive: Receive, raw: dict[str, str], state: _BodyState
+    ) -> bytes | AsyncIterator[bytes] | None:
+        """The request body: buffered when small and of known length (so it can be retried), else streamed.
+
+        A client that disconnects before its body is complete never has a partial body forwarded: the buffered
+        case stops here, the streamed case aborts the upstream request before its last chunk.
+        """
         declared = raw.get("content-length")
         chunked = "chunked" in raw.get("transfer-encoding", "")
         if declared is None and not chunked:
             return None
+        size: int | None = None
         if declared is not None:
             try:
                 size = int(declared)
@@ -186,9 +206,16 @@ class Proxy:
                 more = True
                 while more:
                     message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _ClientGone
                     parts.append(message.get("body", b""))
                     more = message.get("more_body", False)
-                return b"".join(parts)
+                body = b"".join(parts)
+                if len(body) != size:
+                    raise Problem(
+                        f"the body has {len(body)} bytes, not the {size} announced", status=400, slug="bad-request"
+                    )
+                return body
 
         limit = self.max_body_bytes
 
@@ -197,13 +224,20 @@ class Proxy:
             more = True
             while more:
                 message = await receive()
+                if message["type"] == "http.disconnect":
+                    state.client_gone = True
+                    raise _ClientGone
                 chunk = message.get("body", b"")
                 seen += len(chunk)
                 if seen > limit:
-                    raise Problem(f"the body is larger than {limit} bytes", status=413, slug="body-too-large")
+                    state.too_large = True
+                    raise _ClientGone
                 if chunk:
                     yield chunk
                 more = message.get("more_body", False)
+            if size is not None and seen != size:
+                state.client_gone = True
+                raise _ClientGone
 
         return stream()
 
@@ -226,12 +260,15 @@ class Proxy:
         headers["X-Forwarded-Proto"] = raw.get("x-forwarded-proto") or scope.get("scheme", "http")
         headers["X-Forwarded-Host"] = raw.get("host", "")
         headers["X-Request-ID"] = request_id
-        body = await self._read_body(receive, raw)
+        state = _BodyState()
+        try:
+            body = await self._read_body(receive, raw, state)
+        except _ClientGone:
+            return  # nobody to answer, nothing forwarded
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         url = URL(
-            upstream.base_url + path.decode("latin-1") + ("?" + query.decode("latin-1") if query else ""),
-            encoded=True,
+            upstream.base_url + path.decode("latin-1") + ("?" + query.decode("latin-1") if query else ""), encoded=True
         )
         retries = 1 if method in IDEMPOTENT_METHODS and not hasattr(body, "__aiter__") else 0
 
@@ -245,18 +282,28 @@ class Proxy:
                     headers={"Retry-After": str(upstream.breaker.retry_after())},
                     service=upstream.name,
                 )
+            outcome_known = False
             try:
                 resp = await self.session.request(method, url, headers=headers, data=body, allow_redirects=False)
+                outcome_known = True
             except TimeoutError as exc:  # connect or read timeout (aiohttp's timeouts are TimeoutErrors)
+                outcome_known = True
                 upstream.breaker.failure()
                 raise self._timeout(upstream) from exc
-            except (
-                aiohttp.ClientConnectorError,
-                aiohttp.ServerDisconnectedError,
-                aiohttp.ClientOSError,
-            ) as exc:
+            except aiohttp.ClientError as exc:
+                outcome_known = True
+                if state.too_large:
+                    upstream.breaker.release()
+                    raise Problem(
+                        f"the body is larger than {self.max_body_bytes} bytes", status=413, slug="body-too-large"
+                    ) from exc
+                if state.client_gone:
+                    upstream.breaker.release()
+                    return
                 upstream.breaker.failure()
-                if attempt < retries:
+                if attempt < retries and isinstance(
+                    exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError | aiohttp.ClientOSError
+                ):
                     attempt += 1
                     await asyncio.sleep(0.05)
                     continue
@@ -266,6 +313,9 @@ class Proxy:
                     slug="upstream-unreachable",
                     service=upstream.name,
                 ) from exc
+            finally:
+                if not outcome_known:  # cancelled (the client went away) or an unexpected error
+                    upstream.breaker.release()
             break
 
         try:
@@ -281,8 +331,14 @@ class Proxy:
                 try:
                     payload = await resp.read()
                 except TimeoutError as exc:
-                    upstream.breaker.failure()
                     raise self._timeout(upstream) from exc
+                except aiohttp.ClientError as exc:
+                    raise Problem(
+                        f"the {upstream.name} service broke off its answer",
+                        status=502,
+                        slug="upstream-unreachable",
+                        service=upstream.name,
+                    ) from exc
                 await send({"type": "http.response.start", "status": resp.status, "headers": response_headers})
                 await send({"type": "http.response.body", "body": payload})
                 return

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, func, select, update
 
 from shared.auth import Role, require_roles
-from shared.db import SessionDep, TransactionalRoute
+from shared.db import SessionDep, TransactionalRoute, on_commit
 from shared.events.consumer import Consumer
 from shared.events.contracts import EventEnvelope
 from shared.events.tables import EventTables
@@ -208,8 +208,7 @@ def events_admin_router(service: str, tables: EventTables) -> APIRouter:
         await session.execute(
             update(subs).where(subs.c.name == name).values(position=spec.from_position, updated_at=func.now())
         )
-        await session.commit()  # before the consumer is told to re-read its position
-        consumer.interrupt.set()
+        on_commit(request, consumer.interrupt.set)  # the consumer re-reads its position once this is committed
         return ReplayOutcome(subscription=name, from_position=spec.from_position, previous_position=previous)
 
     @router.get("/outbox", response_model=OutboxStatus, summary="This service's outbox as a producer")

@@ -102,7 +102,6 @@ class Consumer:
     position: int = 0
     head: int = 0
     active: bool = False
-    blocked: set[tuple[str, str]] = field(default_factory=set)
     retry_wake: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)  # set by a replay: re-read the position
 
@@ -114,27 +113,56 @@ class Consumer:
     # ----------------------------------------------------------------------------------------------- running
     async def run(self) -> None:
         """Forever: become the active consumer (or wait as a stand-by), then consume until cancelled."""
+        key = _lock_key(self.tables.schema, self.subscription.name)
         while True:
             try:
                 async with self.engine.connect() as lock_conn:
-                    got = await lock_conn.scalar(
-                        text("SELECT pg_try_advisory_lock(:k)"),
-                        {"k": _lock_key(self.tables.schema, self.subscription.name)},
-                    )
+                    got = await lock_conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
                     await lock_conn.commit()
                     if not got:
                         await asyncio.sleep(self.settings.standby_seconds)
                         continue
                     self.active = True
                     try:
-                        await self._consume()
+                        await self._consume_while_locked(lock_conn)
                     finally:
                         self.active = False
+                        # a session-level lock outlives the checkout: release it, or drop the connection
+                        try:
+                            await asyncio.shield(lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key}))
+                            await lock_conn.commit()
+                        except BaseException:
+                            await lock_conn.invalidate()
+                            raise
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("consumer %s stopped on an error; restarting", self.subscription.name)
                 await asyncio.sleep(1)
+
+    async def _consume_while_locked(self, lock_conn: AsyncConnection) -> None:
+        """Consume while the lock's connection is alive: if it dies, so does the lock, and another instance may
+        already be consuming; stop at once."""
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(self.settings.standby_seconds)
+                await lock_conn.execute(text("SELECT 1"))
+                await lock_conn.commit()
+
+        consuming = asyncio.ensure_future(self._consume())
+        watching = asyncio.ensure_future(watch())
+        try:
+            done, _ = await asyncio.wait({consuming, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (consuming, watching):
+                task.cancel()
+            for task in (consuming, watching):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for task in done:
+            task.result()  # raises what ended it
+        raise RuntimeError("lost the subscription lock's connection")
 
     async def _consume(self) -> None:
         """Fetch page n+1 while page n is applied (the feed is read ahead by one page)."""
@@ -212,7 +240,7 @@ class Consumer:
         return FeedPage.model_validate_json(response.content)
 
     async def _load_state(self) -> None:
-        subs, retries = self.tables.subscriptions, self.tables.retries
+        subs = self.tables.subscriptions
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(subs)
@@ -222,12 +250,6 @@ class Consumer:
             self.position = int(
                 await conn.scalar(select(subs.c.position).where(subs.c.name == self.subscription.name)) or 0
             )
-            rows = await conn.execute(
-                select(retries.c.aggregate_type, retries.c.aggregate_id)
-                .where(retries.c.subscription == self.subscription.name)
-                .distinct()
-            )
-            self.blocked = {(r.aggregate_type, r.aggregate_id) for r in rows}
 
     # ----------------------------------------------------------------------------------------------- applying
     async def apply_page(self, page: FeedPage) -> None:
@@ -239,19 +261,27 @@ class Consumer:
             log.info("a handler of %s failed; applying the batch event by event", self.subscription.name)
             await self._apply(page, careful=True)
         self.position = page.next_after
-        if self.blocked:
-            self.retry_wake.set()
 
     async def _apply(self, page: FeedPage, *, careful: bool) -> None:
         name = self.subscription.name
         subs, inbox, retries = self.tables.subscriptions, self.tables.inbox, self.tables.retries
-        blocked = set(self.blocked)
         applied: list[EventEnvelope] = []
         failures = 0
         async with make_sessionmaker(self.engine)() as session, session.begin():
             stored = await session.scalar(select(subs.c.position).where(subs.c.name == name).with_for_update())
             if stored != self.position:
                 raise _Restart
+            # Aggregates with an event waiting in the retry table, read under the subscription's lock. Only this loop
+            # adds rows there (the retry loop only removes them), so a stale read can hold an event back, never let
+            # one overtake an earlier event of its aggregate.
+            blocked = {
+                (r.aggregate_type, r.aggregate_id)
+                for r in await session.execute(
+                    select(retries.c.aggregate_type, retries.c.aggregate_id)
+                    .where(retries.c.subscription == name)
+                    .distinct()
+                )
+            }
             ids = [e.event_id for e in page.events]
             seen = (
                 set(
@@ -308,7 +338,8 @@ class Consumer:
                     updated_at=func.now(),
                 )
             )
-        self.blocked = blocked
+        if blocked:
+            self.retry_wake.set()
 
     def _retry_row(
         self, event: EventEnvelope, status: str, attempts: int = 0, error: BaseException | None = None
@@ -345,8 +376,6 @@ class Consumer:
 
     async def run_due_retries(self) -> int:
         """Retry the head event of every blocked aggregate whose turn has come; answers how many were applied."""
-        name = self.subscription.name
-        retries = self.tables.retries
         now = datetime.now(UTC)
         async with self.engine.connect() as conn:
             heads = await self._aggregate_heads(conn)
@@ -355,13 +384,6 @@ class Consumer:
             if status == "parked" or (status == "retrying" and next_attempt_at is not None and next_attempt_at > now):
                 continue
             applied += await self._retry_aggregate(aggregate_type, aggregate_id)
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(retries.c.aggregate_type, retries.c.aggregate_id)
-                .where(retries.c.subscription == name)
-                .distinct()
-            )
-            self.blocked = {(r.aggregate_type, r.aggregate_id) for r in rows}
         return applied
 
     async def _aggregate_heads(self, conn: AsyncConnection) -> list[Any]:
@@ -404,7 +426,7 @@ class Consumer:
                         retries.c.aggregate_id == aggregate_id,
                     )
                     .order_by(retries.c.aggregate_seq)
-                    .with_for_update(skip_locked=True)
+                    .with_for_update()  # not SKIP LOCKED: never pass over an aggregate's head
                 )
             ).all()
             now = datetime.now(UTC)

@@ -53,29 +53,34 @@ async def read_feed(
     ack: int | None = None,
 ) -> FeedPage:
     outbox, head = tables.outbox, tables.outbox_head
-    async with engine.begin() as conn:
-        if subscription:
-            acks = tables.outbox_subscribers
-            await conn.execute(
-                insert(acks)
-                .values(subscription=subscription, position=after if ack is None else ack)
-                .on_conflict_do_update(
-                    index_elements=[acks.c.subscription],
-                    set_={"position": after if ack is None else ack, "updated_at": func.now()},
+    # one snapshot for the pruning mark and the rows: a prune between two reads could otherwise hide a gap
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            if subscription:
+                acks = tables.outbox_subscribers
+                await conn.execute(
+                    insert(acks)
+                    .values(subscription=subscription, position=after if ack is None else ack)
+                    .on_conflict_do_update(
+                        index_elements=[acks.c.subscription],
+                        set_={"position": after if ack is None else ack, "updated_at": func.now()},
+                    )
                 )
-            )
-        state = (await conn.execute(select(head.c.position, head.c.pruned_through).where(head.c.id == 1))).one()
-        if after < state.pruned_through:
-            raise Problem(
-                f"events up to position {state.pruned_through} were pruned; this subscription must be rebuilt",
-                status=410,
-                title="Gone",
-                slug="events-pruned",
-                pruned_through=state.pruned_through,
-            )
-        rows = (
-            await conn.execute(select(outbox).where(outbox.c.position > after).order_by(outbox.c.position).limit(limit))
-        ).all()
+            state = (await conn.execute(select(head.c.position, head.c.pruned_through).where(head.c.id == 1))).one()
+            if after < state.pruned_through:
+                raise Problem(
+                    f"events up to position {state.pruned_through} were pruned; this subscription must be rebuilt",
+                    status=410,
+                    title="Gone",
+                    slug="events-pruned",
+                    pruned_through=state.pruned_through,
+                )
+            rows = (
+                await conn.execute(
+                    select(outbox).where(outbox.c.position > after).order_by(outbox.c.position).limit(limit)
+                )
+            ).all()
     events = [EventEnvelope.model_validate(row._asdict()) for row in rows]
     next_after = events[-1].position if events else after
     assert next_after is not None

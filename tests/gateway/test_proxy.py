@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.auth import PRINCIPAL_HEADER, Principal, Role, mint_principal_token
 from tests.conftest import INTERNAL_SECRET
-from tests.support import Upstream, assert_problem, bearer, gateway_client, insert_key, service_app, serving
+from tests.support import Upstream, assert_problem, bearer, free_port, gateway_client, insert_key, service_app, serving
 
 ORG = uuid.UUID("0b7f2c1e-8f4a-4c55-9d1e-5a6b7c8d9e0f")
 
@@ -245,3 +245,72 @@ async def test_lender_webhooks_go_to_portfolio_without_an_api_key(connection: As
         assert response.status_code == 200
         assert response.json() == {"lender_id": "abc", "principal": None}
         assert_problem(await client.post("/webhooks/unknown/x", json={}), 404)
+
+
+async def test_a_garbled_answer_is_502_and_never_leaves_the_breaker_stuck_open(connection: AsyncConnection) -> None:
+    key = await insert_key(connection, Role.funder)
+    port = free_port()
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", port)
+    async with gateway_client(
+        connection, {"reporting": f"http://127.0.0.1:{port}"}, breaker_failure_threshold=1, breaker_reset_seconds=0.3
+    ) as client:
+        assert_problem(await client.get("/api/v1/reporting/echo", headers=bearer(key)), 502)
+        await asyncio.sleep(0.35)
+        # the half-open trial meets garbage again: a failure, not a trial slot held forever
+        assert_problem(await client.get("/api/v1/reporting/echo", headers=bearer(key)), 502)
+        server.close()
+        await server.wait_closed()
+        upstream = Upstream(echo_app(), port=port)
+        await upstream.start()
+        try:
+            await asyncio.sleep(0.35)
+            assert (await client.get("/api/v1/reporting/echo", headers=bearer(key))).status_code == 200
+        finally:
+            await upstream.stop()
+
+
+async def test_a_client_that_disconnects_mid_body_forwards_nothing(connection: AsyncConnection) -> None:
+    key = await insert_key(connection, Role.funder)
+    received: list[int] = []
+    app = FastAPI()
+
+    @app.post("/api/v1/reporting/upload")
+    async def upload(request: Request) -> dict[str, int]:
+        received.append(len(await request.body()))
+        return {"n": received[-1]}
+
+    async with serving(app) as upstream, gateway_client(connection, {"reporting": upstream.url}) as client:
+        outer = client._transport.app  # type: ignore[attr-defined]
+        for size, headers in ((100, [(b"content-length", b"100")]), (None, [(b"transfer-encoding", b"chunked")])):
+            messages = [
+                {"type": "http.request", "body": b"x" * 40, "more_body": True},
+                {"type": "http.disconnect"},
+            ]
+            sent: list[dict[str, Any]] = []
+
+            async def receive(queue: list[dict[str, Any]] = messages) -> dict[str, Any]:
+                return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+            async def send(message: dict[str, Any], out: list[dict[str, Any]] = sent) -> None:
+                out.append(message)
+
+            scope = {
+                "type": "http",
+                "method": "POST",
+                "path": "/api/v1/reporting/upload",
+                "raw_path": b"/api/v1/reporting/upload",
+                "query_string": b"",
+                "headers": [(b"authorization", f"Bearer {key}".encode()), *headers],
+                "client": ("127.0.0.1", 5000),
+                "scheme": "http",
+            }
+            await outer(scope, receive, send)
+            await asyncio.sleep(0.2)
+            assert received == [], f"a cut-short body ({size}) reached the service"

@@ -7,7 +7,7 @@ from services.gateway.apikeys import service
 from services.gateway.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from services.gateway.auth import require_gateway_roles
 from shared.auth import Principal, Role
-from shared.db import SessionDep, TransactionalRoute
+from shared.db import SessionDep, TransactionalRoute, on_commit
 from shared.problems import problem_responses
 
 # Transactional but deliberately not idempotent-by-key: a stored replay would keep the plaintext key on disk.
@@ -52,5 +52,5 @@ async def list_api_keys(
 )
 async def revoke_api_key(key_id: uuid.UUID, request: Request, session: SessionDep, admin: AdminPrincipal) -> ApiKeyOut:
     row = await service.revoke_key(session, key_id=key_id)
-    request.app.state.keystore.evict(key_id)
+    on_commit(request, lambda: request.app.state.keystore.evict(key_id))  # not before: a request could re-cache it
     return ApiKeyOut.model_validate(row)
