@@ -4,7 +4,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.applications.members.router import router as members_router
 from services.applications.models import SCHEMA, events, metadata
+from services.applications.partners.router import router as partners_router
+from services.applications.policy.router import router as policy_router
 from services.applications.settings import Settings
 from shared.app import create_service_app
 
@@ -20,5 +23,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
+        routers=[members_router, partners_router, policy_router],
         configure_logs=configure_logs,
     )

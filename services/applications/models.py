@@ -1,18 +1,8 @@
-"""Tables of the applications service, all in its own `applications` schema."""
+"""Every table of the applications service, all in its own `applications` schema (Alembic reads this)."""
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from services.applications.db import SCHEMA, Base, events, idempotency_keys, metadata
+from services.applications.members.models import Ica
+from services.applications.partners.models import Business, BusinessProfile
+from services.applications.policy.models import Policy
 
-from shared.events.tables import event_tables
-from shared.idempotency import idempotency_table
-
-SCHEMA = "applications"
-metadata = MetaData(schema=SCHEMA)
-
-
-class Base(DeclarativeBase):
-    metadata = metadata
-
-
-idempotency_keys = idempotency_table(metadata)
-events = event_tables(metadata)
+__all__ = ["SCHEMA", "Base", "Business", "BusinessProfile", "Ica", "Policy", "events", "idempotency_keys", "metadata"]
