@@ -117,3 +117,20 @@ class Money(BaseModel):
 
     def __str__(self) -> str:
         return f"{format_amount(self.amount, self.currency)} {self.currency}"
+
+    @classmethod
+    def of(cls, amount: Decimal, currency: str) -> Money:
+        """From a stored amount (e.g. `numeric(20, 4)`), shown with exactly the currency's minor units."""
+        exact = amount.quantize(Decimal(1).scaleb(-minor_units(currency)))
+        if exact != amount:
+            raise ValueError(f"{amount} has more decimals than {currency} allows")
+        return cls(amount=exact, currency=currency)
+
+
+def _positive(money: Money) -> Money:
+    if money.amount <= 0:
+        raise ValueError("the amount must be positive")
+    return money
+
+
+PositiveMoney = Annotated[Money, AfterValidator(_positive)]

@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from services.applications.members.router import router as members_router
 from services.applications.models import SCHEMA, events, metadata
 from services.applications.partners.router import router as partners_router
+from services.applications.pipeline.peers import HttpPeers
+from services.applications.pipeline.router import router as pipeline_router
 from services.applications.policy.router import router as policy_router
 from services.applications.settings import Settings
 from shared.app import create_service_app
@@ -15,7 +17,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
-    return create_service_app(
+    app = create_service_app(
         name=SCHEMA,
         title="FISIQ Applications",
         description="ICAs, their partner businesses, financing applications, screening, scorecard and committee.",
@@ -23,6 +25,8 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
-        routers=[members_router, partners_router, policy_router],
+        routers=[members_router, partners_router, policy_router, pipeline_router],
         configure_logs=configure_logs,
     )
+    app.state.peers = HttpPeers(secret=app.state.internal_secret)
+    return app

@@ -48,3 +48,52 @@ class BusinessRegisteredV1(BusinessSnapshotV1):
 @event_contract("business.updated", version=1)
 class BusinessUpdatedV1(BusinessSnapshotV1):
     pass
+
+
+class ApplicationMovedV1(BaseModel):
+    """An application changed status. Every status event carries these."""
+
+    application_id: uuid.UUID
+    ica_id: uuid.UUID
+    business_id: uuid.UUID
+    from_status: str | None
+    to_status: str
+    comment: str | None = None
+
+
+class CriterionV1(BaseModel):
+    name: str
+    passed: bool
+    reason: str
+
+
+@event_contract("application.submitted", version=1)
+class ApplicationSubmittedV1(ApplicationMovedV1):
+    amount: str
+    currency: str
+    term_months: int
+    purpose: str
+    instruments: list[str]
+    lender_id: uuid.UUID
+
+
+@event_contract("application.screened", version=1)
+class ApplicationScreenedV1(ApplicationMovedV1):
+    passed: bool
+    policy_version: int
+    criteria: list[CriterionV1]
+
+
+@event_contract("application.rejected", version=1)
+class ApplicationRejectedV1(ApplicationMovedV1):
+    reasons: list[str]
+
+
+@event_contract("application.returned", version=1)
+class ApplicationReturnedV1(ApplicationMovedV1):
+    pass
+
+
+@event_contract("application.withdrawn", version=1)
+class ApplicationWithdrawnV1(ApplicationMovedV1):
+    pass
