@@ -1,0 +1,1 @@
+"""Standard Webhooks: secrets, signing and verification (`secrets`), durable outbound delivery (`outbound`)."""
