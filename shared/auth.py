@@ -43,6 +43,12 @@ class Principal(BaseModel):
     key_id: uuid.UUID
     role: Role
     organization_id: uuid.UUID | None = None
+    holder: str | None = None  # the person (or system) holding the key, when the admin said
+
+    @property
+    def actor(self) -> str:
+        """Who acts, for maker-checker rules: the key's holder, else the key itself."""
+        return self.holder or f"key:{self.key_id}"
 
     @property
     def is_staff(self) -> bool:
@@ -57,6 +63,7 @@ def mint_principal_token(principal: Principal, *, secret: str, audience: str, tt
         "sub": str(principal.key_id),
         "role": principal.role.value,
         "org": str(principal.organization_id) if principal.organization_id else None,
+        "holder": principal.holder,
         "iat": now,
         "exp": now + ttl_seconds,
     }
@@ -74,7 +81,9 @@ def verify_principal_token(token: str, *, secret: str, audience: str) -> Princip
             options={"require": ["exp", "iat", "sub", "aud", "iss"]},
             leeway=5,
         )
-        return Principal(key_id=claims["sub"], role=claims["role"], organization_id=claims.get("org"))
+        return Principal(
+            key_id=claims["sub"], role=claims["role"], organization_id=claims.get("org"), holder=claims.get("holder")
+        )
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise Unauthorized("the request did not come through the gateway with a valid principal") from exc
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.applications.committee.router import router as committee_router
 from services.applications.members.router import router as members_router
 from services.applications.models import SCHEMA, events, metadata
 from services.applications.partners.router import router as partners_router
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
-        routers=[members_router, partners_router, policy_router, pipeline_router],
+        routers=[members_router, partners_router, policy_router, pipeline_router, committee_router],
         configure_logs=configure_logs,
     )
     app.state.peers = HttpPeers(secret=app.state.internal_secret)

@@ -94,7 +94,9 @@ class KeyStore:
         if row is None:
             return None
         return AuthenticatedKey(
-            principal=Principal(key_id=row.id, role=Role(row.role), organization_id=row.organization_id),
+            principal=Principal(
+                key_id=row.id, role=Role(row.role), organization_id=row.organization_id, holder=row.holder
+            ),
             expires_at=row.expires_at,
             rate_per_second=row.rate_limit_per_second,
             burst=row.rate_limit_burst,

@@ -29,6 +29,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(32))
     organization_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    holder: Mapped[str | None] = mapped_column(String(320))
     # SHA-256 of the whole key: keys are 256-bit random, so a fast hash is safe and a lookup is one index probe.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))

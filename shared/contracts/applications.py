@@ -97,3 +97,23 @@ class ApplicationReturnedV1(ApplicationMovedV1):
 @event_contract("application.withdrawn", version=1)
 class ApplicationWithdrawnV1(ApplicationMovedV1):
     pass
+
+
+class FinalTermsV1(BaseModel):
+    amount: str
+    currency: str
+    term_months: int
+    instruments: list[str]
+    lender_id: uuid.UUID
+    fund_share_pct: str | None
+    guarantee_coverage_pct: str | None
+    conditions: list[str]
+
+
+@event_contract("application.approved", version=1)
+class ApplicationApprovedV1(ApplicationMovedV1):
+    """Opens the loan (portfolio) and, where asked, the guarantee (guarantees); carries what they need."""
+
+    terms: FinalTermsV1
+    policy_version: int
+    business: BusinessSnapshotV1

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,88 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.applications.pipeline.peers import CadEquivalent, GuaranteeRoom
 from shared.auth import Role
-from shared.problems import ServiceUnavailable
-from tests.applications.conftest import as_role, business_body, new_ica
+from tests.applications.conftest import APPS, LENDER, FakePeers, act, application_body, as_role, draft, setup_ica
 from tests.support import assert_problem
-
-APPS = "/api/v1/applications/applications"
-LENDER = uuid.UUID("0b7f2c1e-8f4a-4c55-9d1e-5a6b7c8d9e0f")
-CAD_PER = {"XOF": Decimal("0.0021"), "USD": Decimal("1.40"), "HTG": Decimal("0.0106")}
-
-
-@dataclass
-class FakePeers:
-    """The contracts of the portfolio (FX) and guarantees (room) services, as screening calls them."""
-
-    room: bool = True
-    reachable: bool = True
-    calls: list[str] = field(default_factory=list)
-
-    async def cad_equivalent(self, amount: Decimal, currency: str, on: date) -> CadEquivalent | None:
-        self.calls.append(f"fx {currency}")
-        if not self.reachable:
-            raise ServiceUnavailable("portfolio did not answer")
-        rate = CAD_PER.get(currency)
-        if rate is None:
-            return None
-        return CadEquivalent(amount_cad=amount * rate, rate=rate, rate_date=on, stale=False)
-
-    async def guarantee_room(self, **kw: Any) -> GuaranteeRoom:
-        self.calls.append("room")
-        if not self.reachable:
-            raise ServiceUnavailable("guarantees did not answer")
-        return GuaranteeRoom(room=self.room, reason=None if self.room else "facility ceiling of CAD 2,000,000 reached")
-
-
-@pytest.fixture
-def peers(api: httpx.AsyncClient) -> FakePeers:
-    fake = FakePeers()
-    api._transport.app.state.peers = fake  # type: ignore[attr-defined]
-    return fake
-
-
-@dataclass
-class Ica:
-    id: uuid.UUID
-    key: uuid.UUID = field(default_factory=uuid.uuid4)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return as_role(Role.ica, self.id, key_id=self.key)
-
-
-async def setup_ica(api: httpx.AsyncClient, **business: Any) -> tuple[Ica, str]:
-    ica = Ica(await new_ica(api))
-    created = await api.post("/api/v1/applications/businesses", json=business_body(**business), headers=ica.headers)
-    assert created.status_code == 201, created.text
-    return ica, created.json()["id"]
-
-
-def application_body(business_id: str, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "business_id": business_id,
-        "requested": {"amount": "15000000", "currency": "XOF"},
-        "term_months": 24,
-        "purpose": "equipment",
-        "instruments": ["co_financing", "guarantee"],
-        "lender_id": str(LENDER),
-        "lender_share_pct": "60",
-        "support_plan": "Monthly visits by the ICA's agronomist; bookkeeping training for the board.",
-    }
-    body.update(overrides)
-    return body
-
-
-async def draft(api: httpx.AsyncClient, ica: Ica, business_id: str, **overrides: Any) -> dict[str, Any]:
-    response = await api.post(APPS, json=application_body(business_id, **overrides), headers=ica.headers)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-async def act(api: httpx.AsyncClient, app_id: str, action: str, headers: dict[str, str], **body: Any) -> httpx.Response:
-    return await api.post(f"{APPS}/{app_id}/{action}", json=body, headers=headers)
 
 
 async def test_a_clean_application_is_screened_through_to_review(

@@ -22,7 +22,7 @@ ORG = uuid.UUID("0b7f2c1e-8f4a-4c55-9d1e-5a6b7c8d9e0f")
 async def test_each_service_answers_through_the_gateway_with_the_callers_principal(
     connection: AsyncConnection, engine: AsyncEngine
 ) -> None:
-    lender = await insert_key(connection, Role.lender, ORG)
+    lender = await insert_key(connection, Role.lender, ORG, holder="lena@banque.example")
     servers = {
         name: Upstream(service_app(name, engine)) for name in ("applications", "portfolio", "guarantees", "reporting")
     }
@@ -35,6 +35,7 @@ async def test_each_service_answers_through_the_gateway_with_the_callers_princip
                 assert response.status_code == 200, response.text
                 assert response.json()["role"] == "lender"
                 assert response.json()["organization_id"] == str(ORG)
+                assert response.json()["holder"] == "lena@banque.example"
     finally:
         for server in servers.values():
             await server.stop()

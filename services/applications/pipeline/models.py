@@ -50,6 +50,7 @@ class Transition(Base):
     to_status: Mapped[str] = mapped_column(String(20))
     actor_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), comment="None: the platform itself")
     actor_role: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str | None] = mapped_column(String(320), comment="the key's holder (maker-checker)")
     comment: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

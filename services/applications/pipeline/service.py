@@ -184,6 +184,7 @@ async def _record(
             to_status=to.value,
             actor_key_id=principal.key_id if principal else None,
             actor_role=principal.role.value if principal else PLATFORM,
+            actor=principal.actor if principal else None,
             comment=comment,
             at=datetime.now(UTC),
         )

@@ -27,6 +27,12 @@ class ApiKeyCreate(BaseModel):
         None,
         description="the ICA or lender the key acts for; required for `ica` and `lender`, refused otherwise",
     )
+    holder: str | None = Field(
+        None,
+        max_length=320,
+        description="the person holding the key (e.g. their e-mail). Maker-checker rules compare holders, so a "
+        "person with an analyst key and a committee key cannot vote on what they reviewed; give staff keys one.",
+    )
     expires_at: datetime | None = Field(None, description="timezone-aware; the key stops working then")
     rate_limit_per_second: float | None = Field(None, gt=0, le=100_000, description="default: gateway setting")
     rate_limit_burst: int | None = Field(None, gt=0, le=1_000_000, description="default: gateway setting")
@@ -50,6 +56,7 @@ class ApiKeyOut(BaseModel):
     role: Role
     organization_id: uuid.UUID | None
     prefix: str = Field(description="the first characters of the key, to recognise it")
+    holder: str | None
     rate_limit_per_second: float | None
     rate_limit_burst: int | None
     expires_at: datetime | None

@@ -28,6 +28,7 @@ async def store_key(
         name=spec.name,
         role=spec.role.value,
         organization_id=spec.organization_id,
+        holder=spec.holder,
         key_hash=hash_key(plaintext),
         prefix=plaintext[:10],
         rate_limit_per_second=spec.rate_limit_per_second,
