@@ -5,6 +5,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from shared.events.tables import event_tables
 from shared.idempotency import idempotency_table
+from shared.webhooks.outbound import webhook_tables
 
 SCHEMA = "applications"
 metadata = MetaData(schema=SCHEMA)
@@ -16,3 +17,4 @@ class Base(DeclarativeBase):
 
 idempotency_keys = idempotency_table(metadata)
 events = event_tables(metadata)
+webhooks = webhook_tables(metadata)

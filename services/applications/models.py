@@ -1,7 +1,7 @@
 """Every table of the applications service, all in its own `applications` schema (Alembic reads this)."""
 
 from services.applications.committee.models import Approval, ConflictOfInterest, Scorecard, Vote
-from services.applications.db import SCHEMA, Base, events, idempotency_keys, metadata
+from services.applications.db import SCHEMA, Base, events, idempotency_keys, metadata, webhooks
 from services.applications.members.models import Ica
 from services.applications.partners.models import Business, BusinessProfile
 from services.applications.pipeline.models import Application, Screening, Transition
@@ -24,4 +24,5 @@ __all__ = [
     "events",
     "idempotency_keys",
     "metadata",
+    "webhooks",
 ]

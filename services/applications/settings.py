@@ -9,3 +9,8 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="APPLICATIONS_", extra="ignore")
 
     port: int = 8001
+
+    # notifications to ICAs (docs/webhooks.md)
+    webhooks_allow_http: bool = False  # local development and tests only: production endpoints are HTTPS
+    webhooks_max_attempts: int = 8
+    webhooks_base_backoff_seconds: float = 30.0

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.applications.db import events
 from services.applications.members.models import Ica
+from services.applications.notifications.service import notify_status_change
 from services.applications.partners.models import Business
 from services.applications.pipeline.lifecycle import PLATFORM, Action, Status, target_of
 from services.applications.pipeline.models import Application, Screening, Transition
@@ -167,6 +168,15 @@ async def _move(
     application.status = to.value
     application.updated_at = datetime.now(UTC)
     await _record(session, application, source, to, principal, comment)
+    await notify_status_change(
+        session,
+        ica_id=application.ica_id,
+        application_id=application.id,
+        business_id=application.business_id,
+        from_status=source.value,
+        to_status=to.value,
+        comment=comment,
+    )
 
 
 async def _record(
