@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.applications.committee.router import router as committee_router
+from services.applications.documents.router import router as documents_router
 from services.applications.members.router import router as members_router
 from services.applications.models import SCHEMA, events, metadata, webhooks
 from services.applications.notifications.router import router as notifications_router
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             pipeline_router,
             committee_router,
             notifications_router,
+            documents_router,
         ],
         extra_lifespan=notifications,
         configure_logs=configure_logs,

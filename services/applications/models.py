@@ -2,6 +2,7 @@
 
 from services.applications.committee.models import Approval, ConflictOfInterest, Scorecard, Vote
 from services.applications.db import SCHEMA, Base, events, idempotency_keys, metadata, webhooks
+from services.applications.documents.models import Document, DocumentContent
 from services.applications.members.models import Ica
 from services.applications.partners.models import Business, BusinessProfile
 from services.applications.pipeline.models import Application, Screening, Transition
@@ -15,6 +16,8 @@ __all__ = [
     "Business",
     "BusinessProfile",
     "ConflictOfInterest",
+    "Document",
+    "DocumentContent",
     "Ica",
     "Policy",
     "Scorecard",

@@ -14,3 +14,5 @@ class Settings(ServiceSettings):
     webhooks_allow_http: bool = False  # local development and tests only: production endpoints are HTTPS
     webhooks_max_attempts: int = 8
     webhooks_base_backoff_seconds: float = 30.0
+
+    documents_max_bytes: int = 10 * 1024 * 1024
