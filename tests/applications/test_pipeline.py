@@ -249,3 +249,7 @@ async def test_lists_filter_by_status(api: httpx.AsyncClient, peers: FakePeers) 
     assert [a["id"] for a in drafts] == [kept["id"]]
     reviewing = (await api.get(f"{APPS}?status=under_review&limit=1", headers=as_role(Role.analyst))).json()
     assert len(reviewing["items"]) == 1
+    other, haiti_business = await setup_ica(api, country="HT")
+    haitian = await draft(api, other, haiti_business)
+    by_country = (await api.get(f"{APPS}?country=HT", headers=as_role(Role.analyst))).json()["items"]
+    assert haitian["id"] in [a["id"] for a in by_country] and kept["id"] not in [a["id"] for a in by_country]

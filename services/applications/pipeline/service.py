@@ -267,6 +267,7 @@ async def list_applications(
     ica_id: uuid.UUID | None,
     business_id: uuid.UUID | None,
     lender_id: uuid.UUID | None,
+    country: str | None,
     created_from: datetime | None,
     created_to: datetime | None,
     cursor: str | None,
@@ -282,6 +283,8 @@ async def list_applications(
     ):
         if value is not None:
             query = query.where(column == value)
+    if country is not None:
+        query = query.join(Business, Business.id == Application.business_id).where(Business.country == country)
     if created_from is not None:
         query = query.where(Application.created_at >= created_from)
     if created_to is not None:
