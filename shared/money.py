@@ -24,7 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-_AMOUNT_RE = re.compile(r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,8})?$")
+# at most 15 integer digits (999 trillion, stored as numeric(20, 4)) and 8 decimals
+_AMOUNT_RE = re.compile(r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,8})?$")
 
 
 @lru_cache(maxsize=512)
@@ -48,13 +49,13 @@ def _check_currency(value: str) -> str:
 
 def _parse_amount(value: Any) -> Decimal:
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError("amount must be a finite number")
+        if not value.is_finite() or abs(value) >= Decimal("1e15"):
+            raise ValueError("amount must be a finite number below 10^15")
         return value
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError('amount must be a JSON string of digits, e.g. "1250.50" (numbers lose precision)')
     if not _AMOUNT_RE.fullmatch(value):
-        raise ValueError('amount must look like "1250.50": digits, an optional sign and decimal point, no exponent')
+        raise ValueError('amount must look like "1250.50": at most 15 digits before the point and 8 after, no exponent')
     try:
         return Decimal(value)
     except InvalidOperation:  # pragma: no cover - the regex already guards this

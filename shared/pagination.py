@@ -7,9 +7,9 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import Select, and_, or_
 
 from shared.problems import UnprocessableContent
@@ -22,6 +22,18 @@ class Page(BaseModel, Generic[Item]):
     next_cursor: str | None = Field(None, description="pass as `cursor` to get the next page; null on the last page")
 
 
+def _bounded(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("a timestamp must carry its timezone, e.g. 2026-11-27T00:00:00Z")
+    if not 1900 <= value.year <= 9000:
+        raise ValueError("a timestamp must fall between the years 1900 and 9000")
+    return value
+
+
+# a query parameter that is a moment: timezone-aware and within a sane range (else a 422, never a 500)
+Moment = Annotated[datetime, AfterValidator(_bounded)]
+
+
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
     raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -31,8 +43,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
-    except (ValueError, TypeError) as exc:
+        return _bounded(datetime.fromisoformat(created_at)), uuid.UUID(row_id)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise UnprocessableContent(
             "the cursor is not one this API gave out",
             errors=[{"parameter": "cursor", "in": "query", "detail": "invalid cursor"}],

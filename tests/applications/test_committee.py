@@ -129,7 +129,7 @@ async def test_one_vote_of_two_leaves_it_in_committee_and_the_second_approves_on
     assert len(events) == 1
     payload = events[0].payload
     assert payload["terms"]["amount"] == "12000000" and payload["terms"]["currency"] == "XOF"
-    assert payload["terms"]["fund_share_pct"] == "40" and payload["terms"]["guarantee_coverage_pct"] == "50"
+    assert payload["terms"]["fund_share_pct"] == "40.00" and payload["terms"]["guarantee_coverage_pct"] == "50.00"
     assert payload["business"]["country"] == "SN" and payload["business"]["facts"]["board_seats_women"] == 5
     moves = (await api.get(f"{APPS}/{aid}/transitions", headers=ALICE)).json()
     assert (moves[-1]["from_status"], moves[-1]["to_status"], moves[-1]["actor_role"]) == (

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.applications.pipeline.schemas import Instrument
-from shared.money import PositiveMoney
+from shared.money import Money, PositiveMoney, minor_units
 
 
 class Scores(BaseModel):
@@ -97,6 +97,16 @@ class FinalTerms(BaseModel):
     def _instrument_terms(self) -> "FinalTerms":
         if len(set(self.instruments)) != len(self.instruments):
             raise ValueError("each instrument once")
+        # one way to write the same terms, so that votes for the same terms are recognised as such
+        self.amount = Money.of(
+            self.amount.amount.quantize(Decimal(1).scaleb(-minor_units(self.amount.currency))), self.amount.currency
+        )
+        self.instruments = sorted(self.instruments)
+        for name in ("fund_share_pct", "guarantee_coverage_pct"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.quantize(Decimal("0.01")))
+        self.conditions = [" ".join(c.split()) for c in self.conditions]
         if (Instrument.co_financing in self.instruments) != (self.fund_share_pct is not None):
             raise ValueError("fund_share_pct is given for co-financing, and only then")
         if (Instrument.guarantee in self.instruments) != (self.guarantee_coverage_pct is not None):

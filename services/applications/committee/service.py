@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.applications.committee.models import Approval, ConflictOfInterest, Scorecard, Vote
@@ -52,6 +53,8 @@ async def record_scorecard(
         weights=weights,
         score=weighted_score(scores, weights),
         comment=spec.comment,
+        # the same clock as the transitions' `at`, which decides which review round the scorecard belongs to
+        created_at=datetime.now(UTC),
     )
     session.add(card)
     await session.flush()
@@ -59,8 +62,18 @@ async def record_scorecard(
 
 
 async def latest_scorecard(session: AsyncSession, application_id: uuid.UUID) -> Scorecard | None:
+    """The scorecard of the current review round: one made before the application was last (re)submitted
+    scored other facts and terms, so it does not count."""
+    round_started = (
+        select(func.max(Transition.at))
+        .where(Transition.application_id == application_id, Transition.to_status == Status.under_review.value)
+        .scalar_subquery()
+    )
     return await session.scalar(
-        select(Scorecard).where(Scorecard.application_id == application_id).order_by(Scorecard.id.desc()).limit(1)
+        select(Scorecard)
+        .where(Scorecard.application_id == application_id, Scorecard.created_at >= round_started)
+        .order_by(Scorecard.id.desc())
+        .limit(1)
     )
 
 
@@ -85,18 +98,17 @@ async def send_to_committee(
 async def declare_conflict(
     session: AsyncSession, *, business: Business, principal: Principal, reason: str
 ) -> ConflictOfInterest:
-    existing = await session.scalar(
+    await session.execute(
+        insert(ConflictOfInterest)
+        .values(business_id=business.id, member=principal.actor, member_key_id=principal.key_id, reason=reason)
+        .on_conflict_do_nothing(constraint="uq_conflicts_of_interest_business_member")
+    )
+    conflict = await session.scalar(
         select(ConflictOfInterest).where(
             ConflictOfInterest.business_id == business.id, ConflictOfInterest.member == principal.actor
         )
     )
-    if existing is not None:
-        return existing
-    conflict = ConflictOfInterest(
-        business_id=business.id, member=principal.actor, member_key_id=principal.key_id, reason=reason
-    )
-    session.add(conflict)
-    await session.flush()
+    assert conflict is not None
     return conflict
 
 

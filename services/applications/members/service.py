@@ -42,7 +42,11 @@ async def update_ica(session: AsyncSession, *, ica_id: uuid.UUID, spec: IcaUpdat
             continue
         setattr(ica, field, value)
     ica.updated_at = datetime.now(UTC)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"an ICA named {spec.name!r} already exists") from None
     return ica
 
 

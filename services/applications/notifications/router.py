@@ -16,6 +16,13 @@ router = APIRouter(
 )
 
 
+def _owner_or_admin(principal: Principal) -> uuid.UUID | None:
+    """The ICA whose endpoints and deliveries the caller may change (None: an admin, any ICA's)."""
+    if principal.role == Role.admin:
+        return None
+    return _ica(principal)
+
+
 def _ica(principal: Principal) -> uuid.UUID:
     if principal.role != Role.ica or principal.organization_id is None:
         raise Forbidden("callback endpoints are registered by an ICA for itself")
@@ -57,7 +64,7 @@ async def list_endpoints(session: SessionDep, principal: Reader) -> list[Endpoin
     responses=problem_responses(401, 403, 404, 422),
 )
 async def deactivate_endpoint(endpoint_id: uuid.UUID, session: SessionDep, principal: Reader) -> EndpointOut:
-    row = await service.deactivate_endpoint(session, endpoint_id=endpoint_id, ica_id=ica_scope(principal))
+    row = await service.deactivate_endpoint(session, endpoint_id=endpoint_id, ica_id=_owner_or_admin(principal))
     return EndpointOut(**row._asdict())
 
 
@@ -97,5 +104,5 @@ async def get_delivery(delivery_id: uuid.UUID, session: SessionDep, principal: R
 )
 async def resend_delivery(delivery_id: uuid.UUID, session: SessionDep, principal: Reader) -> DeliveryOut:
     return DeliveryOut.model_validate(
-        await service.resend_delivery(session, delivery_id=delivery_id, ica_id=ica_scope(principal))
+        await service.resend_delivery(session, delivery_id=delivery_id, ica_id=_owner_or_admin(principal))
     )

@@ -48,6 +48,13 @@ class Peers(Protocol):
     ) -> GuaranteeRoom: ...
 
 
+def _unexpected(service: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"screening needs the {service} service, which cannot answer as agreed yet; nothing was changed",
+        headers={"Retry-After": "30"},
+    )
+
+
 class HttpPeers:
     def __init__(self, *, secret: str, caller: str = "applications", timeout: float = 5.0) -> None:
         self.secret = secret
@@ -64,15 +71,9 @@ class HttpPeers:
                 f"screening needs the {service} service, which did not answer; nothing was changed, retry later",
                 headers={"Retry-After": "30"},
             ) from exc
-        if (
-            response.status_code >= 500
-            or response.status_code in (401, 403)
-            or (response.status_code == 404 and "problem" not in response.headers.get("content-type", ""))
-        ):
-            raise ServiceUnavailable(
-                f"screening needs the {service} service, which cannot answer yet; nothing was changed",
-                headers={"Retry-After": "30"},
-            )
+        expected_404 = service == "portfolio" and "problem" in response.headers.get("content-type", "")
+        if response.status_code != 200 and not (response.status_code == 404 and expected_404):
+            raise _unexpected(service)
         return response
 
     async def cad_equivalent(self, amount: Decimal, currency: str, on: date) -> CadEquivalent | None:
@@ -83,13 +84,16 @@ class HttpPeers:
         )
         if response.status_code == 404:
             return None
-        body = response.json()
-        return CadEquivalent(
-            amount_cad=Decimal(body["amount_cad"]),
-            rate=Decimal(body["rate"]),
-            rate_date=date.fromisoformat(body["rate_date"]),
-            stale=bool(body.get("stale", False)),
-        )
+        try:
+            body = response.json()
+            return CadEquivalent(
+                amount_cad=Decimal(body["amount_cad"]),
+                rate=Decimal(body["rate"]),
+                rate_date=date.fromisoformat(body["rate_date"]),
+                stale=bool(body.get("stale", False)),
+            )
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            raise _unexpected("portfolio") from exc
 
     async def guarantee_room(
         self, *, lender_id: uuid.UUID, business_id: uuid.UUID, country: str, amount: Decimal, currency: str
@@ -105,5 +109,8 @@ class HttpPeers:
                 "currency": currency,
             },
         )
-        body = response.json()
-        return GuaranteeRoom(room=bool(body["room"]), reason=body.get("reason"))
+        try:
+            body = response.json()
+            return GuaranteeRoom(room=bool(body["room"]), reason=body.get("reason"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _unexpected("guarantees") from exc

@@ -1,5 +1,4 @@
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -22,7 +21,7 @@ from shared.auth import Principal, Role
 from shared.db import SessionDep
 from shared.idempotency import IdempotentRoute
 from shared.money import Money
-from shared.pagination import Page
+from shared.pagination import Moment, Page
 from shared.problems import Forbidden, problem_responses
 
 router = APIRouter(
@@ -81,8 +80,8 @@ async def list_applications(
     business_id: uuid.UUID | None = None,
     lender_id: uuid.UUID | None = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2, description="the business's country")] = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: Moment | None = None,
+    created_to: Moment | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[ApplicationOut]:
@@ -181,7 +180,12 @@ async def return_application(
 )
 async def list_transitions(application_id: uuid.UUID, session: SessionDep, principal: Reader) -> list[TransitionOut]:
     application = await service.get_application(session, application_id, scope=ica_scope(principal))
-    return [TransitionOut.model_validate(t) for t in await service.transitions(session, application.id)]
+    moves = [TransitionOut.model_validate(t) for t in await service.transitions(session, application.id)]
+    if principal.role == Role.ica:  # the fund's staff act as roles to an ICA, not as identifiable keys
+        for move in moves:
+            if move.actor_role != Role.ica.value:
+                move.actor_key_id = None
+    return moves
 
 
 @router.get(

@@ -58,6 +58,13 @@ class ApplicationUpdate(BaseModel):
     lender_share_pct: Decimal | None = Field(None, ge=0, le=100, max_digits=5, decimal_places=2)
     support_plan: str | None = Field(None, min_length=10, max_length=10_000)
 
+    @field_validator("instruments")
+    @classmethod
+    def _distinct(cls, value: list[Instrument] | None) -> list[Instrument] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each instrument once")
+        return value
+
 
 class Comment(BaseModel):
     model_config = ConfigDict(

@@ -1,13 +1,14 @@
-from fastapi import APIRouter
-from pydantic import ValidationError
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from services.applications.access import Reader
 from services.applications.policy import service
-from services.applications.policy.schemas import PolicyOut, PolicyPublish, PolicyRules
+from services.applications.policy.schemas import PolicyOut, PolicyPublish
 from shared.auth import CurrentPrincipal, Role, require_roles
 from shared.db import SessionDep
 from shared.idempotency import IdempotentRoute
-from shared.problems import UnprocessableContent, problem_responses
+from shared.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/applications/policy", tags=["origination policy"], route_class=IdempotentRoute)
 
@@ -33,7 +34,7 @@ async def list_policies(session: SessionDep, _: Reader) -> list[PolicyOut]:
     summary="One published version",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_policy(version: int, session: SessionDep, _: Reader) -> PolicyOut:
+async def get_policy(version: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep, _: Reader) -> PolicyOut:
     return PolicyOut.model_validate(await service.get_policy(session, version))
 
 
@@ -46,13 +47,5 @@ async def get_policy(version: int, session: SessionDep, _: Reader) -> PolicyOut:
     responses=problem_responses(401, 403, 422),
 )
 async def publish_policy(spec: PolicyPublish, session: SessionDep, principal: CurrentPrincipal) -> PolicyOut:
-    current = await service.current_policy(session)
-    try:
-        rules = PolicyRules.model_validate({**current.rules, **spec.rules})
-    except ValidationError as exc:
-        errors = [
-            {"pointer": "#/rules/" + "/".join(str(p) for p in e["loc"]), "detail": e["msg"]} for e in exc.errors()
-        ]
-        raise UnprocessableContent("the new rules are not valid", errors=errors) from None
-    policy = await service.publish_policy(session, rules=rules, note=spec.note, actor=principal.key_id)
+    policy = await service.publish_policy(session, changes=spec.rules, note=spec.note, actor=principal.key_id)
     return PolicyOut.model_validate(policy)

@@ -43,6 +43,8 @@ class ApiKeyCreate(BaseModel):
             raise ValueError(f"a {self.role.value} key needs the organization_id it acts for")
         if self.role not in ORGANIZATION_ROLES and self.organization_id is not None:
             raise ValueError(f"a {self.role.value} key acts for the fund and takes no organization_id")
+        if self.holder is not None:
+            self.holder = self.holder.strip().lower() or None  # one person, however their name was typed
         if self.expires_at is not None and self.expires_at.tzinfo is None:
             raise ValueError("expires_at must carry a timezone, e.g. 2027-12-31T23:59:59Z")
         return self
