@@ -1,18 +1,6 @@
-"""Tables of the portfolio service, all in its own `portfolio` schema."""
+"""Every table of the portfolio service, all in its own `portfolio` schema (Alembic reads this)."""
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from services.portfolio.db import SCHEMA, Base, events, idempotency_keys, metadata
+from services.portfolio.fx.models import FxRate
 
-from shared.events.tables import event_tables
-from shared.idempotency import idempotency_table
-
-SCHEMA = "portfolio"
-metadata = MetaData(schema=SCHEMA)
-
-
-class Base(DeclarativeBase):
-    metadata = metadata
-
-
-idempotency_keys = idempotency_table(metadata)
-events = event_tables(metadata)
+__all__ = ["SCHEMA", "Base", "FxRate", "events", "idempotency_keys", "metadata"]
