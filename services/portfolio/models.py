@@ -2,5 +2,6 @@
 
 from services.portfolio.db import SCHEMA, Base, events, idempotency_keys, metadata
 from services.portfolio.fx.models import FxRate
+from services.portfolio.lenders.models import Lender, LenderSecret
 
-__all__ = ["SCHEMA", "Base", "FxRate", "events", "idempotency_keys", "metadata"]
+__all__ = ["SCHEMA", "Base", "FxRate", "Lender", "LenderSecret", "events", "idempotency_keys", "metadata"]

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import httpx
-import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.applications.pipeline.peers import HttpPeers
-from shared.auth import PRINCIPAL_HEADER, SERVICE_HEADER, Principal, Role, mint_principal_token, mint_service_token
+from shared.auth import SERVICE_HEADER, Role, mint_service_token
 from tests.conftest import INTERNAL_SECRET
+from tests.portfolio.conftest import ADMIN, as_role
 from tests.support import assert_problem, service_app, serving
 
 RATES = "/api/v1/portfolio/fx-rates"
-
-
-def as_role(role: Role, org: uuid.UUID | None = None) -> dict[str, str]:
-    principal = Principal(key_id=uuid.uuid4(), role=role, organization_id=org)
-    return {PRINCIPAL_HEADER: mint_principal_token(principal, secret=INTERNAL_SECRET, audience="portfolio")}
-
-
-ADMIN = as_role(Role.admin)
-
-
-@pytest.fixture
-async def api(connection: AsyncConnection) -> AsyncIterator[httpx.AsyncClient]:
-    app = service_app("portfolio", connection)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://portfolio") as client:
-        yield client
 
 
 async def post_rate(
