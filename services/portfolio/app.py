@@ -8,6 +8,8 @@ from services.portfolio.fx.router import internal as fx_internal
 from services.portfolio.fx.router import router as fx_router
 from services.portfolio.lenders.router import router as lenders_router
 from services.portfolio.models import SCHEMA, events, metadata
+from services.portfolio.pushes.router import router as pushes_router
+from services.portfolio.pushes.router import webhooks as pushes_webhooks
 from services.portfolio.settings import Settings
 from shared.app import create_service_app
 
@@ -23,6 +25,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
-        routers=[lenders_router, fx_router, fx_internal],
+        routers=[lenders_router, pushes_router, pushes_webhooks, fx_router, fx_internal],
         configure_logs=configure_logs,
     )

@@ -3,5 +3,16 @@
 from services.portfolio.db import SCHEMA, Base, events, idempotency_keys, metadata
 from services.portfolio.fx.models import FxRate
 from services.portfolio.lenders.models import Lender, LenderSecret
+from services.portfolio.pushes.models import LenderPush
 
-__all__ = ["SCHEMA", "Base", "FxRate", "Lender", "LenderSecret", "events", "idempotency_keys", "metadata"]
+__all__ = [
+    "SCHEMA",
+    "Base",
+    "FxRate",
+    "Lender",
+    "LenderPush",
+    "LenderSecret",
+    "events",
+    "idempotency_keys",
+    "metadata",
+]
