@@ -76,7 +76,8 @@ async def test_a_missing_days_rate_falls_back_and_says_so_and_no_rate_is_not_zer
 
 
 async def test_history_is_not_overwritten(api: httpx.AsyncClient) -> None:
-    assert (await post_rate(api, "USD", "2026-10-30", "1.39")).status_code == 201
+    recorded = await post_rate(api, "USD", "2026-10-30", "1.39")
+    assert recorded.status_code == 201 and recorded.json()["cad_per_unit"] == "1.39"
     assert (await post_rate(api, "USD", "2026-10-30", "1.3900")).status_code == 201  # the same rate: a no-op
     conflict = assert_problem(await post_rate(api, "USD", "2026-10-30", "1.41"), 409)
     assert conflict["recorded"] == "1.39"

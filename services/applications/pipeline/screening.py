@@ -14,6 +14,7 @@ from services.applications.pipeline.models import Application
 from services.applications.pipeline.peers import Peers
 from services.applications.policy.schemas import PolicyRules
 from shared.countries import country
+from shared.money import format_amount
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,11 @@ async def _amount(application: Application, rules: PolicyRules, peers: Peers, to
             )
         cad = equivalent.amount_cad
         stale = " (latest earlier rate)" if equivalent.stale else ""
-        how = f" at {equivalent.rate} CAD per {application.currency} of {equivalent.rate_date}{stale}"
+        rate = format(equivalent.rate.quantize(Decimal("1e-10")).normalize(), "f")
+        how = f" at {rate} CAD per {application.currency} of {equivalent.rate_date}{stale}"
     low, high = rules.amount_min_cad, rules.amount_max_cad
     within = low <= cad <= high
-    shown = f"{application.amount} {application.currency} = {cad.quantize(Decimal('0.01'))} CAD{how}"
+    shown = f"{format_amount(application.amount, application.currency)} {application.currency} = {format_amount(cad, 'CAD')} CAD{how}"
     return Criterion(
         "amount_within_range",
         within,

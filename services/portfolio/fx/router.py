@@ -3,7 +3,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from services.portfolio.fx import service
 from shared.auth import Role, require_roles, service_caller
@@ -49,6 +49,10 @@ class RateOut(BaseModel):
     rate_date: date
     cad_per_unit: Decimal
     source: str
+
+    @field_serializer("cad_per_unit")
+    def _plain(self, value: Decimal) -> str:
+        return format(value.normalize(), "f")
 
 
 class Conversion(BaseModel):
