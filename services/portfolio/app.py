@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from services.portfolio.fx.router import internal as fx_internal
 from services.portfolio.fx.router import router as fx_router
 from services.portfolio.lenders.router import router as lenders_router
+from services.portfolio.loans.events import LOANS_FROM_APPROVALS
+from services.portfolio.loans.router import router as loans_router
 from services.portfolio.models import SCHEMA, events, metadata
 from services.portfolio.pushes.router import router as pushes_router
 from services.portfolio.pushes.router import webhooks as pushes_webhooks
@@ -25,6 +27,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
-        routers=[lenders_router, pushes_router, pushes_webhooks, fx_router, fx_internal],
+        routers=[lenders_router, loans_router, pushes_router, pushes_webhooks, fx_router, fx_internal],
+        subscriptions=[LOANS_FROM_APPROVALS],
         configure_logs=configure_logs,
     )

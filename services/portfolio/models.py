@@ -3,6 +3,7 @@
 from services.portfolio.db import SCHEMA, Base, events, idempotency_keys, metadata
 from services.portfolio.fx.models import FxRate
 from services.portfolio.lenders.models import Lender, LenderSecret
+from services.portfolio.loans.models import Loan, Participant
 from services.portfolio.pushes.models import LenderPush
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "Lender",
     "LenderPush",
     "LenderSecret",
+    "Loan",
+    "Participant",
     "events",
     "idempotency_keys",
     "metadata",

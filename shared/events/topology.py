@@ -21,7 +21,9 @@ class SubscriptionSpec:
         return f"{self.consumer}:{self.name}"
 
 
-SUBSCRIPTIONS: list[SubscriptionSpec] = []
+SUBSCRIPTIONS: list[SubscriptionSpec] = [
+    SubscriptionSpec("portfolio", "loans-from-approvals", "applications", frozenset({"application.approved"})),
+]
 
 
 def subscribers_of(producer: str) -> list[str]:
