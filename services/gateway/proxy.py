@@ -17,8 +17,9 @@ from multidict import CIMultiDict
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
+from services.gateway.auth import admit
 from services.gateway.breaker import CircuitBreaker
-from services.gateway.keystore import AuthenticatedKey, KeyStore, bearer_from_headers
+from services.gateway.keystore import AuthenticatedKey, KeyStore
 from services.gateway.ratelimit import RateLimiter
 from shared.auth import PRINCIPAL_HEADER, SERVICE_HEADER, mint_principal_token
 from shared.logging import request_id_var
@@ -72,7 +73,6 @@ class Upstream:
     name: str
     base_url: str
     breaker: CircuitBreaker
-    public_auth: bool = True  # False: the route authenticates itself (signed lender webhooks)
     _tokens: dict[object, tuple[float, str]] = field(default_factory=dict)
 
 
@@ -150,18 +150,8 @@ class Proxy:
             for listed in raw.get("connection", "").split(","):
                 headers.popall(listed.strip(), None)
             if authenticate:
-                key = await self.keystore.authenticate(
-                    bearer_from_headers(raw.get("authorization"), raw.get("x-api-key"))
-                )
-                decision = self.limiter.take(key.principal.key_id, key.rate_per_second, key.burst)
+                key, decision = await admit(self.keystore, self.limiter, raw.get("authorization"), raw.get("x-api-key"))
                 extra_headers = decision.headers()
-                if not decision.allowed:
-                    raise Problem(
-                        f"rate limit of {decision.limit} requests (burst) exceeded; retry in {decision.retry_after} s",
-                        status=429,
-                        title="Too Many Requests",
-                        slug="rate-limited",
-                    )
                 headers[PRINCIPAL_HEADER] = self.principal_token(upstream, key)
             await self._forward(scope, receive, send, upstream, headers, raw, extra_headers)
         except Problem as exc:

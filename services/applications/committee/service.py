@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.applications.committee.models import Approval, ConflictOfInterest, Scorecard, Vote
 from services.applications.committee.schemas import Decision, FinalTerms, ScorecardIn, VoteIn
 from services.applications.partners.models import Business
-from services.applications.partners.service import _snapshot, profile_as_of
+from services.applications.partners.service import profile_as_of, snapshot
 from services.applications.pipeline import service as pipeline
 from services.applications.pipeline.lifecycle import Action, Status, target_of
 from services.applications.pipeline.models import Application, Transition
@@ -92,7 +92,7 @@ async def send_to_committee(
             score=str(card.score),
             minimum_score=rules.minimum_score,
         )
-    await pipeline._move(session, application, target, principal, comment)
+    await pipeline.move_to(session, application, target, principal, comment)
 
 
 async def declare_conflict(
@@ -179,7 +179,7 @@ async def vote(
 async def _approve(
     session: AsyncSession, application: Application, terms: FinalTerms, policy_version: int, comment: str
 ) -> None:
-    await pipeline._move(session, application, Status.approved, None, f"committee approved: {comment}")
+    await pipeline.move_to(session, application, Status.approved, None, f"committee approved: {comment}")
     now = datetime.now(UTC)
     application.decided_at = now
     stored = terms.model_dump(mode="json")
@@ -198,22 +198,22 @@ async def _approve(
         "guarantee_coverage_pct": stored["guarantee_coverage_pct"],
         "conditions": stored["conditions"],
     }
-    await pipeline._announce(
+    await pipeline.announce(
         session,
         application,
         "application.approved",
         Status.committee,
         ApplicationApprovedV1,
-        {"terms": wire_terms, "policy_version": policy_version, "business": _snapshot(business, facts)},
+        {"terms": wire_terms, "policy_version": policy_version, "business": snapshot(business, facts)},
         comment,
     )
 
 
 async def _reject(session: AsyncSession, application: Application, reasons: list[str]) -> None:
     comment = "committee rejected: " + " / ".join(reasons)
-    await pipeline._move(session, application, Status.rejected, None, comment)
+    await pipeline.move_to(session, application, Status.rejected, None, comment)
     application.decided_at = datetime.now(UTC)
-    await pipeline._announce(
+    await pipeline.announce(
         session,
         application,
         "application.rejected",

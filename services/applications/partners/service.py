@@ -48,7 +48,7 @@ async def register_business(
         event_type="business.registered",
         aggregate_type="business",
         aggregate_id=str(business.id),
-        payload=BusinessRegisteredV1.model_validate(_snapshot(business, profile)),
+        payload=BusinessRegisteredV1.model_validate(snapshot(business, profile)),
     )
     return business, profile
 
@@ -62,7 +62,7 @@ async def _add_profile(
     return profile
 
 
-def _snapshot(business: Business, profile: BusinessProfile) -> dict[str, object]:
+def snapshot(business: Business, profile: BusinessProfile) -> dict[str, object]:
     facts = BusinessFactsV1.model_validate(profile, from_attributes=True)
     return {
         "business_id": business.id,
@@ -134,7 +134,7 @@ async def _announce_update(session: AsyncSession, business: Business) -> None:
         event_type="business.updated",
         aggregate_type="business",
         aggregate_id=str(business.id),
-        payload=BusinessUpdatedV1.model_validate(_snapshot(business, latest)),
+        payload=BusinessUpdatedV1.model_validate(snapshot(business, latest)),
     )
 
 

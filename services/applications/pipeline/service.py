@@ -29,6 +29,7 @@ from shared.contracts.applications import (
     ApplicationWithdrawnV1,
 )
 from shared.events.outbox import publish
+from shared.money import format_amount
 from shared.pagination import keyset, page_of
 from shared.problems import Conflict, NotFound
 
@@ -98,11 +99,11 @@ async def update_draft(session: AsyncSession, *, application: Application, spec:
 async def submit(session: AsyncSession, *, application: Application, principal: Principal, peers: Peers) -> None:
     """draft/returned → submitted → screening → under_review or rejected, in one transaction."""
     source = Status(application.status)
-    await _move(session, application, target_of(Action.submit, source, principal), principal, None)
+    await move_to(session, application, target_of(Action.submit, source, principal), principal, None)
     application.submitted_at = datetime.now(UTC)
-    await _announce(session, application, "application.submitted", source, ApplicationSubmittedV1, _terms(application))
+    await announce(session, application, "application.submitted", source, ApplicationSubmittedV1, _terms(application))
 
-    await _move(session, application, Status.screening, None, None)
+    await move_to(session, application, Status.screening, None, None)
     policy = await current_policy(session)
     rules = PolicyRules.model_validate(policy.rules)
     business = await session.get(Business, application.business_id)
@@ -123,8 +124,8 @@ async def submit(session: AsyncSession, *, application: Application, principal: 
     outcome = Status.under_review if passed else Status.rejected
     failed = [c for c in criteria if not c.passed]
     comment = None if passed else "screening: " + "; ".join(f"{c.name}: {c.reason}" for c in failed)
-    await _move(session, application, outcome, None, comment)
-    await _announce(
+    await move_to(session, application, outcome, None, comment)
+    await announce(
         session,
         application,
         "application.screened",
@@ -135,7 +136,7 @@ async def submit(session: AsyncSession, *, application: Application, principal: 
     )
     if not passed:
         application.decided_at = datetime.now(UTC)
-        await _announce(
+        await announce(
             session,
             application,
             "application.rejected",
@@ -150,18 +151,18 @@ async def withdraw(
     session: AsyncSession, *, application: Application, principal: Principal, comment: str | None
 ) -> None:
     source = Status(application.status)
-    await _move(session, application, target_of(Action.withdraw, source, principal), principal, comment)
+    await move_to(session, application, target_of(Action.withdraw, source, principal), principal, comment)
     application.decided_at = datetime.now(UTC)
-    await _announce(session, application, "application.withdrawn", source, ApplicationWithdrawnV1, {}, comment)
+    await announce(session, application, "application.withdrawn", source, ApplicationWithdrawnV1, {}, comment)
 
 
 async def return_to_ica(session: AsyncSession, *, application: Application, principal: Principal, comment: str) -> None:
     source = Status(application.status)
-    await _move(session, application, target_of(Action.return_to_ica, source, principal), principal, comment)
-    await _announce(session, application, "application.returned", source, ApplicationReturnedV1, {}, comment)
+    await move_to(session, application, target_of(Action.return_to_ica, source, principal), principal, comment)
+    await announce(session, application, "application.returned", source, ApplicationReturnedV1, {}, comment)
 
 
-async def _move(
+async def move_to(
     session: AsyncSession, application: Application, to: Status, principal: Principal | None, comment: str | None
 ) -> None:
     source = Status(application.status)
@@ -204,7 +205,7 @@ async def _record(
 
 def _terms(application: Application) -> dict[str, Any]:
     return {
-        "amount": format(application.amount.normalize(), "f"),
+        "amount": format_amount(application.amount, application.currency),
         "currency": application.currency,
         "term_months": application.term_months,
         "purpose": application.purpose,
@@ -213,7 +214,7 @@ def _terms(application: Application) -> dict[str, Any]:
     }
 
 
-async def _announce(
+async def announce(
     session: AsyncSession,
     application: Application,
     event_type: str,
