@@ -74,10 +74,11 @@ def keyset(
     return query.limit(limit + 1)
 
 
-def page_of(rows: Sequence[Any], limit: int) -> tuple[list[Any], str | None]:
-    """The page's rows and the cursor after its last one (None when there is nothing more)."""
+def page_of(rows: Sequence[Any], limit: int, *, at: str = "created_at") -> tuple[list[Any], str | None]:
+    """The page's rows and the cursor after its last one (None when there is nothing more). `at` names the
+    timestamp attribute the query was ordered by."""
     items = list(rows[:limit])
     if len(rows) > limit and items:
         last = items[-1]
-        return items, encode_cursor(last.created_at, last.id)
+        return items, encode_cursor(getattr(last, at), last.id)
     return items, None

@@ -1,5 +1,7 @@
 """`create_app()` builds the portfolio service (`uvicorn --factory services.portfolio.app:create_app`)."""
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -7,27 +9,61 @@ from fastapi import FastAPI
 from services.portfolio.fx.router import internal as fx_internal
 from services.portfolio.fx.router import router as fx_router
 from services.portfolio.lenders.router import router as lenders_router
+from services.portfolio.loans.daily import daily_close
 from services.portfolio.loans.events import LOANS_FROM_APPROVALS
+from services.portfolio.loans.router import admin as loans_admin
 from services.portfolio.loans.router import router as loans_router
 from services.portfolio.models import SCHEMA, events, metadata
+from services.portfolio.pushes.processor import WAKE_CHANNEL, Processor
 from services.portfolio.pushes.router import router as pushes_router
 from services.portfolio.pushes.router import webhooks as pushes_webhooks
 from services.portfolio.settings import Settings
 from shared.app import create_service_app
+from shared.events.outbox import listening
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
-    return create_service_app(
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def background(app: FastAPI) -> AsyncIterator[None]:
+        """Applies lenders' pushes (woken by NOTIFY at each stored push) and closes each day once it is over."""
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.pushes_enabled:
+                processor = Processor(app.state.engine, poll_seconds=settings.pushes_poll_seconds)
+                app.state.push_processor = processor
+                await stack.enter_async_context(processor.running())
+                await stack.enter_async_context(
+                    listening(settings.require_database_url(), {WAKE_CHANNEL: lambda _payload: processor.wake()})
+                )
+            if settings.close_of_day_enabled:
+                await stack.enter_async_context(
+                    daily_close(app.state.engine, every_seconds=settings.close_of_day_check_seconds)
+                )
+            yield
+
+    app = create_service_app(
         name=SCHEMA,
         title="FISIQ Portfolio",
         description="Lenders, loans, schedules, disbursements, repayments, arrears, FX rates and lender webhooks.",
-        settings=settings or Settings(),
+        settings=settings,
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
-        routers=[lenders_router, loans_router, pushes_router, pushes_webhooks, fx_router, fx_internal],
+        routers=[
+            lenders_router,
+            loans_router,
+            loans_admin,
+            pushes_router,
+            pushes_webhooks,
+            fx_router,
+            fx_internal,
+        ],
         subscriptions=[LOANS_FROM_APPROVALS],
+        extra_lifespan=background,
         configure_logs=configure_logs,
     )
+    app.state.settings = settings
+    return app

@@ -132,7 +132,7 @@ def test_an_approved_application_opens_its_loan_in_the_portfolio(platform: dict[
     deadline = time.monotonic() + 20
     loan = None
     while loan is None and time.monotonic() < deadline:
-        loans = portfolio.get("/api/v1/portfolio/loans", headers=staff).json()
+        loans = portfolio.get("/api/v1/portfolio/loans", headers=staff).json()["items"]
         loan = next((x for x in loans if x["application_id"] == draft["id"]), None)
         time.sleep(0.2)
     assert loan is not None, "the approval did not reach the portfolio"

@@ -123,7 +123,7 @@ async def test_who_reads_which_loans(api: httpx.AsyncClient, connection: AsyncCo
     ica = uuid.uuid4()
     event = approval(["co_financing"], "30.00", None, ica_id=ica)
     await apply(connection, event)
-    loans = (await api.get("/api/v1/portfolio/loans", headers=ADMIN)).json()
+    loans = (await api.get("/api/v1/portfolio/loans", headers=ADMIN)).json()["items"]
     loan = next(x for x in loans if x["application_id"] == event.aggregate_id)
     assert loan["principal"] == {"amount": "12000000", "currency": "XOF"} and loan["status"] == "pending_disbursement"
     assert {p["participant"]: p["share_pct"] for p in loan["participants"]} == {"fund": "30.00", "lender": "70.00"}
@@ -136,5 +136,7 @@ async def test_who_reads_which_loans(api: httpx.AsyncClient, connection: AsyncCo
         await api.get(f"/api/v1/portfolio/loans/{loan['id']}", headers=as_role(Role.lender, uuid.uuid4())), 404
     )
     assert_problem(await api.get(f"/api/v1/portfolio/loans/{loan['id']}", headers=as_role(Role.ica, uuid.uuid4())), 404)
-    other_lender = (await api.get("/api/v1/portfolio/loans", headers=as_role(Role.lender, uuid.uuid4()))).json()
+    other_lender = (await api.get("/api/v1/portfolio/loans", headers=as_role(Role.lender, uuid.uuid4()))).json()[
+        "items"
+    ]
     assert loan["id"] not in [x["id"] for x in other_lender]

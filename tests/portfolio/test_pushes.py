@@ -65,7 +65,7 @@ async def test_a_signed_push_is_stored_as_received_and_a_retry_is_not_stored_twi
     assert await stored(connection, lender_id) == [PUSH]
     # reconciliation: the lender sees what it pushed; another lender does not
     own = as_role(Role.lender, uuid.UUID(lender_id))
-    pushes = (await api.get(f"/api/v1/portfolio/lenders/{lender_id}/pushes", headers=own)).json()
+    pushes = (await api.get(f"/api/v1/portfolio/lenders/{lender_id}/pushes", headers=own)).json()["items"]
     assert [p["webhook_id"] for p in pushes] == ["msg_cms_0001"]
     assert_problem(
         await api.get(f"/api/v1/portfolio/lenders/{lender_id}/pushes", headers=as_role(Role.lender, uuid.uuid4())), 404

@@ -8,10 +8,15 @@ from decimal import Decimal
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.portfolio.db import events as event_tables
 from services.portfolio.loans.models import Loan, Participant
+from services.portfolio.loans.service import facts
 from shared.contracts.applications import ApplicationApprovedV1
+from shared.contracts.portfolio import LoanOpenedV1
 from shared.events.consumer import Subscription
 from shared.events.contracts import EventEnvelope
+from shared.events.outbox import publish
+from shared.money import format_amount
 
 HUNDRED = Decimal(100)
 
@@ -50,6 +55,23 @@ async def open_loan(session: AsyncSession, event: EventEnvelope) -> None:
     for participant, share in shares.items():
         session.add(Participant(loan_id=created, participant=participant, share_pct=share))
     await session.flush()
+    loan = await session.get(Loan, created)
+    assert loan is not None
+    await publish(
+        session,
+        event_tables,
+        event_type="loan.opened",
+        aggregate_type="loan",
+        aggregate_id=str(loan.id),
+        payload=LoanOpenedV1(
+            **facts(loan),
+            principal=format_amount(loan.principal, loan.currency),
+            term_months=loan.term_months,
+            instruments=loan.instruments,
+            guarantee_coverage_pct=terms.guarantee_coverage_pct,
+            shares={k: format(v.normalize(), "f") for k, v in shares.items()},
+        ),
+    )
 
 
 LOANS_FROM_APPROVALS = Subscription(

@@ -1,0 +1,360 @@
+"""The loan's operations: terms, disbursements, repayments, recoveries, charges, reversals, restructuring and
+write-off. Every change takes the loan's row lock first (so concurrent repayments on one loan serialize and none is
+lost), records an immutable transaction, recomputes the book from the transactions (`ledger.replay`), keeps the
+loan's as-of-now columns in step and announces the change, all in the caller's database transaction.
+
+`Ledgers.open()` loads (and locks) many loans at once, for a lender's push of hundreds of items.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.portfolio.db import events as event_tables
+from services.portfolio.loans.ledger import Allocation, Book, Due, Entry, Kind, replay
+from services.portfolio.loans.models import Instalment, Loan, Participant, PortfolioPolicy, ScheduleVersion, Transaction
+from services.portfolio.loans.split import split
+from services.portfolio.schedules.generator import Frequency, Method
+from services.portfolio.schedules.versions import ScheduleTerms
+from shared.contracts.portfolio import (
+    AllocationV1,
+    LoanDisbursedV1,
+    LoanFactsV1,
+    LoanRepaidV1,
+    RecoveryReceivedV1,
+    RepaymentAppliedV1,
+)
+from shared.events.outbox import publish
+from shared.money import format_amount
+
+# temporary ordering keys for transactions not yet written (the database numbers them on insert, after every
+# transaction already recorded, so the order is the same)
+_TEMP_SEQ = itertools.count(2**62)
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def schedule_terms(loan: Loan) -> ScheduleTerms | None:
+    if loan.annual_rate is None or loan.frequency is None or loan.method is None:
+        return None
+    return ScheduleTerms(loan.annual_rate, Frequency(loan.frequency), Method(loan.method), loan.grace_periods)
+
+
+def facts(loan: Loan) -> dict[str, Any]:
+    return LoanFactsV1(
+        loan_id=loan.id,
+        application_id=loan.application_id,
+        lender_id=loan.lender_id,
+        business_id=loan.business_id,
+        ica_id=loan.ica_id,
+        country=loan.country,
+        currency=loan.currency,
+        outstanding_principal=format_amount(loan.outstanding_principal, loan.currency),
+        status=loan.status,
+    ).model_dump(mode="json")
+
+
+def allocation_json(allocation: Allocation, currency: str) -> dict[str, str]:
+    return {
+        name: format_amount(getattr(allocation, name), currency)
+        for name in ("penalties", "fees", "interest", "principal", "credit", "recovered")
+    }
+
+
+def entry_of(txn: Transaction, seq: int | None = None) -> Entry:
+    return Entry(
+        seq=seq if seq is not None else txn.seq,
+        kind=Kind(txn.kind),
+        amount=txn.amount,
+        value_date=txn.value_date,
+        instalment=txn.instalment,
+    )
+
+
+@dataclass
+class Ledger:
+    """One loan, locked, with its schedule in force and its transactions, and the book they make."""
+
+    loan: Loan
+    shares: dict[str, Decimal]
+    version: int | None
+    effective_from: date | None
+    schedule: list[Due]
+    transactions: list[tuple[Transaction, Entry]]
+    book: Book = field(init=False)
+    status_before: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.book = replay(self.schedule, (e for _, e in self.transactions))
+        self.status_before = self.loan.status
+
+    @property
+    def last_value_date(self) -> date | None:
+        return max((e.value_date for _, e in self.transactions), default=None)
+
+    @property
+    def first_disbursed_on(self) -> date | None:
+        return min((e.value_date for _, e in self.transactions if e.kind == Kind.disbursement), default=None)
+
+    def replay(self) -> None:
+        self.book = replay(self.schedule, (e for _, e in self.transactions))
+
+    def record(
+        self,
+        *,
+        kind: Kind,
+        amount: Decimal,
+        value_date: date,
+        actor: uuid.UUID | None,
+        source: str = "staff",
+        external_id: str | None = None,
+        push_id: uuid.UUID | None = None,
+        comment: str | None = None,
+        instalment: int | None = None,
+    ) -> tuple[Transaction, Allocation | None]:
+        """Adds a transaction (not yet flushed) and applies it; answers it with a payment's allocation."""
+        loan = self.loan
+        in_order = self.last_value_date is None or value_date >= self.last_value_date
+        txn = Transaction(
+            id=uuid.uuid4(),
+            loan_id=loan.id,
+            lender_id=loan.lender_id,
+            kind=kind.value,
+            amount=amount,
+            currency=loan.currency,
+            value_date=value_date,
+            instalment=instalment,
+            external_id=external_id,
+            source=source,
+            push_id=push_id,
+            comment=comment,
+            split={k: format_amount(v, loan.currency) for k, v in split(amount, loan.currency, self.shares).items()}
+            if amount > 0
+            else {},
+            recorded_by=actor,
+        )
+        entry = entry_of(txn, next(_TEMP_SEQ))
+        self.transactions.append((txn, entry))
+        if in_order:
+            self.book.apply(entry)
+        else:  # a backdated transaction: the book is replayed so that it lands where its value date puts it
+            self.replay()
+        allocation = self.book.allocations.get(entry.seq)
+        if allocation is not None:
+            txn.allocation = allocation_json(allocation, loan.currency)
+        txn.outstanding_after = self.book.outstanding_principal
+        return txn, allocation
+
+    def settle(self) -> None:
+        """Brings the loan's as-of-now columns and status in line with the book."""
+        loan, book = self.loan, self.book
+        loan.disbursed = book.disbursed
+        loan.outstanding_principal = book.outstanding_principal
+        loan.credit = book.credit
+        loan.written_off_principal = book.written_off_principal
+        if book.written_off_on is not None:
+            loan.status = "written_off"
+        elif book.disbursed == 0:
+            loan.status = "pending_disbursement"
+        elif book.fully_paid:
+            loan.status = "repaid"
+            loan.closed_on = max((line.paid_on for line in book.lines if line.paid_on), default=None)
+        else:
+            loan.status = "active"
+            loan.closed_on = None
+        loan.updated_at = datetime.now(UTC)
+
+
+class Ledgers:
+    @staticmethod
+    async def open(
+        session: AsyncSession, loan_ids: Iterable[uuid.UUID], *, lock: bool = True
+    ) -> dict[uuid.UUID, Ledger]:
+        """Loads the loans (row-locked in id order, so two writers never deadlock), their shares, the schedule
+        version in force now and their live (unreversed) transactions."""
+        ids = sorted(set(loan_ids))
+        if not ids:
+            return {}
+        query = select(Loan).where(Loan.id.in_(ids)).order_by(Loan.id)
+        if lock:
+            query = query.with_for_update()
+        loans = {loan.id: loan for loan in (await session.scalars(query)).all()}
+        if not loans:
+            return {}
+        shares: dict[uuid.UUID, dict[str, Decimal]] = {i: {} for i in loans}
+        for p in (await session.scalars(select(Participant).where(Participant.loan_id.in_(loans)))).all():
+            shares[p.loan_id][p.participant] = p.share_pct
+        versions = {
+            row.loan_id: row
+            for row in (
+                await session.execute(
+                    select(ScheduleVersion.loan_id, ScheduleVersion.version, ScheduleVersion.effective_from)
+                    .where(ScheduleVersion.loan_id.in_(loans))
+                    .ext(distinct_on(ScheduleVersion.loan_id))
+                    .order_by(ScheduleVersion.loan_id, ScheduleVersion.version.desc())
+                )
+            ).all()
+        }
+        schedules: dict[uuid.UUID, list[Due]] = {i: [] for i in loans}
+        if versions:
+            keys = [(v.loan_id, v.version) for v in versions.values()]
+            for line in (
+                await session.scalars(
+                    select(Instalment)
+                    .where(tuple_(Instalment.loan_id, Instalment.version).in_(keys))
+                    .order_by(Instalment.loan_id, Instalment.number)
+                )
+            ).all():
+                schedules[line.loan_id].append(Due(line.number, line.due_date, line.principal, line.interest))
+        txns: dict[uuid.UUID, list[tuple[Transaction, Entry]]] = {i: [] for i in loans}
+        for txn in (
+            await session.scalars(
+                select(Transaction)
+                .where(Transaction.loan_id.in_(loans), Transaction.reversed_at.is_(None))
+                .order_by(Transaction.seq)
+            )
+        ).all():
+            txns[txn.loan_id].append((txn, entry_of(txn)))
+        return {
+            i: Ledger(
+                loan=loan,
+                shares=shares[i],
+                version=versions[i].version if i in versions else None,
+                effective_from=versions[i].effective_from if i in versions else None,
+                schedule=schedules[i],
+                transactions=txns[i],
+            )
+            for i, loan in loans.items()
+        }
+
+
+async def open_ledger(session: AsyncSession, loan_id: uuid.UUID) -> Ledger | None:
+    return (await Ledgers.open(session, [loan_id])).get(loan_id)
+
+
+async def save_schedule(
+    session: AsyncSession,
+    ledger: Ledger,
+    schedule: Sequence[Due],
+    *,
+    effective_from: date,
+    reason: str,
+    terms: dict[str, Any],
+    actor: uuid.UUID | None,
+    comment: str | None = None,
+) -> int:
+    version = (ledger.version or 0) + 1
+    session.add(
+        ScheduleVersion(
+            loan_id=ledger.loan.id,
+            version=version,
+            effective_from=effective_from,
+            reason=reason,
+            terms=terms,
+            comment=comment,
+            created_by=actor,
+        )
+    )
+    await session.flush()
+    session.add_all(
+        Instalment(
+            loan_id=ledger.loan.id,
+            version=version,
+            number=d.number,
+            due_date=d.due_date,
+            principal=d.principal,
+            interest=d.interest,
+        )
+        for d in schedule
+    )
+    ledger.version, ledger.effective_from, ledger.schedule = version, effective_from, list(schedule)
+    ledger.replay()
+    return version
+
+
+async def announce_payment(
+    session: AsyncSession, ledger: Ledger, txn: Transaction, allocation: Allocation | None
+) -> None:
+    loan = ledger.loan
+    body = {
+        **facts(loan),
+        "transaction_id": txn.id,
+        "external_id": txn.external_id,
+        "amount": format_amount(txn.amount, loan.currency),
+        "value_date": txn.value_date,
+        "allocation": AllocationV1(**allocation_json(allocation or Allocation(), loan.currency)),
+        "split": txn.split,
+    }
+    if txn.kind == Kind.recovery:
+        await publish(
+            session,
+            event_tables,
+            event_type="loan.recovery_received",
+            aggregate_type="loan",
+            aggregate_id=str(loan.id),
+            payload=RecoveryReceivedV1(**body),
+        )
+    else:
+        await publish(
+            session,
+            event_tables,
+            event_type="loan.repayment_applied",
+            aggregate_type="loan",
+            aggregate_id=str(loan.id),
+            payload=RepaymentAppliedV1(**body),
+        )
+
+
+async def announce_disbursement(session: AsyncSession, ledger: Ledger, txn: Transaction) -> None:
+    loan = ledger.loan
+    assert ledger.version is not None
+    await publish(
+        session,
+        event_tables,
+        event_type="loan.disbursed",
+        aggregate_type="loan",
+        aggregate_id=str(loan.id),
+        payload=LoanDisbursedV1(
+            **facts(loan),
+            transaction_id=txn.id,
+            amount=format_amount(txn.amount, loan.currency),
+            value_date=txn.value_date,
+            split=txn.split,
+            disbursed_total=format_amount(loan.disbursed, loan.currency),
+            schedule_version=ledger.version,
+        ),
+    )
+
+
+async def announce_closure(session: AsyncSession, ledger: Ledger) -> None:
+    """`loan.repaid` when a change has just settled the whole loan."""
+    loan = ledger.loan
+    if loan.status == "repaid" and ledger.status_before != "repaid":
+        assert loan.closed_on is not None
+        await publish(
+            session,
+            event_tables,
+            event_type="loan.repaid",
+            aggregate_type="loan",
+            aggregate_id=str(loan.id),
+            payload=LoanRepaidV1(**facts(loan), value_date=loan.closed_on),
+        )
+    ledger.status_before = loan.status
+
+
+async def current_policy(session: AsyncSession) -> PortfolioPolicy:
+    policy = await session.scalar(select(PortfolioPolicy).order_by(PortfolioPolicy.version.desc()).limit(1))
+    assert policy is not None, "migration 0007 seeds the first policy version"
+    return policy

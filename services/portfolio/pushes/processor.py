@@ -1,0 +1,327 @@
+"""Applying stored pushes: every item applied, counted as a duplicate, or rejected alone with its reason.
+
+A push is claimed with `FOR UPDATE SKIP LOCKED` (so several processes share the work and none applies a push
+twice), and all of its items are applied in one database transaction with the loans they touch locked in id
+order: either the whole push's outcome is recorded, or nothing is and the push is taken again. Each item is
+idempotent by the lender's transaction id, across pushes and against the staff API: the same id again with the
+same content is a `duplicate` (counted once); with a different content it is rejected (`transaction_id_reused`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from services.portfolio.loans.ledger import Kind
+from services.portfolio.loans.models import Transaction
+from services.portfolio.loans.operations import Refused, disburse, pay
+from services.portfolio.loans.service import Ledger, Ledgers
+from services.portfolio.pushes.models import LenderPush, PushItem
+from shared.db import make_sessionmaker
+
+log = logging.getLogger("services.portfolio.pushes")
+
+ITEM_KINDS = {"repayment": Kind.repayment, "recovery": Kind.recovery, "disbursement": Kind.disbursement}
+ITEM_TYPES = (*ITEM_KINDS, "notice")
+_AMOUNT_RE = re.compile(r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,8})?$")
+WAKE_CHANNEL = "fisiq_pushes_portfolio"
+MAX_ATTEMPTS = 5
+
+
+class Rejection(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass
+class Item:
+    index: int
+    type: str | None = None
+    transaction_id: str | None = None
+    loan_ref: str | None = None
+    loan_id: uuid.UUID | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    value_date: date | None = None
+    message: str | None = None
+    rejection: Rejection | None = None
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_item(index: int, raw: Any) -> Item:
+    """Reads what can be read of an item; the first problem found is its rejection."""
+    item = Item(index)
+    try:
+        if not isinstance(raw, dict):
+            raise Rejection("invalid_item", "an item is a JSON object")
+        kind = raw.get("type")
+        item.type = kind if isinstance(kind, str) else None
+        txn = raw.get("transaction_id")
+        item.transaction_id = txn[:100] if isinstance(txn, str) else None
+        ref = raw.get("loan_id")
+        item.loan_ref = str(ref)[:100] if ref is not None else None
+        if kind not in ITEM_TYPES:
+            raise Rejection("invalid_item", f"type must be one of {', '.join(ITEM_TYPES)}")
+        if not isinstance(txn, str) or not 1 <= len(txn) <= 100:
+            raise Rejection("invalid_item", "transaction_id is required: the lender's own id, 1 to 100 characters")
+        try:
+            item.loan_id = uuid.UUID(str(ref))
+        except ValueError:
+            raise Rejection("unknown_loan", f"no loan {item.loan_ref!r}") from None
+        if kind == "notice":
+            message = raw.get("message")
+            if not isinstance(message, str) or not message.strip():
+                raise Rejection("invalid_item", "a notice carries a message")
+            item.message = message[:2000]
+            return item
+        money = raw.get("amount")
+        if not isinstance(money, dict) or not isinstance(money.get("amount"), str):
+            raise Rejection("invalid_item", 'amount is {"amount": "<decimal string>", "currency": "<ISO 4217>"}')
+        if not _AMOUNT_RE.fullmatch(money["amount"]):
+            raise Rejection("invalid_item", f'amount {money["amount"]!r} is not a decimal string like "1250.50"')
+        item.amount, item.currency = Decimal(money["amount"]), str(money.get("currency"))
+        try:
+            item.value_date = date.fromisoformat(raw.get("value_date"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise Rejection("invalid_item", "value_date is required, as YYYY-MM-DD") from None
+    except Rejection as exc:
+        item.rejection = exc
+    return item
+
+
+def _same(txn: Transaction, item: Item, kind: Kind) -> bool:
+    return (
+        txn.kind == kind.value
+        and txn.loan_id == item.loan_id
+        and txn.amount == item.amount
+        and txn.currency == item.currency
+        and txn.value_date == item.value_date
+    )
+
+
+async def apply_push(session: AsyncSession, push: LenderPush, *, now: datetime | None = None) -> None:
+    """Applies every item of a claimed push and records each outcome; marks the push processed."""
+    items = [parse_item(i, raw) for i, raw in enumerate(json.loads(push.raw_body)["items"])]
+    wanted = {i.loan_id for i in items if i.rejection is None and i.loan_id is not None}
+    ledgers: dict[uuid.UUID, Ledger] = await Ledgers.open(session, wanted)
+    ids = [i.transaction_id for i in items if i.rejection is None and i.type != "notice"]
+    known: dict[str, Transaction] = {}
+    if ids:
+        for txn in (
+            await session.scalars(
+                select(Transaction).where(Transaction.lender_id == push.lender_id, Transaction.external_id.in_(ids))
+            )
+        ).all():
+            assert txn.external_id is not None
+            known[txn.external_id] = txn
+    notices_seen = await _notices_seen(session, push, [i.transaction_id for i in items if i.type == "notice"])
+    for item in items:
+        if item.rejection is not None:
+            continue
+        assert item.loan_id is not None and item.transaction_id is not None
+        ledger = ledgers.get(item.loan_id)
+        try:
+            if ledger is None:
+                raise Rejection("unknown_loan", f"no loan {item.loan_id}")
+            if ledger.loan.lender_id != push.lender_id:
+                raise Rejection("foreign_loan", f"loan {item.loan_id} is another lender's")
+            if item.type == "notice":
+                if item.transaction_id in notices_seen:
+                    item.outcome = {"status": "duplicate"}
+                else:
+                    notices_seen.add(item.transaction_id)
+                    item.outcome = {"status": "applied"}
+                continue
+            kind = ITEM_KINDS[item.type or ""]
+            assert item.amount is not None and item.currency is not None and item.value_date is not None
+            earlier = known.get(item.transaction_id)
+            if earlier is not None:
+                if not _same(earlier, item, kind):
+                    raise Rejection(
+                        "transaction_id_reused",
+                        f"transaction id {item.transaction_id!r} was already used for another {earlier.kind}"
+                        f" ({earlier.amount.normalize():f} {earlier.currency} on {earlier.value_date})",
+                    )
+                item.outcome = {"status": "duplicate", "loan_transaction_id": earlier.id}
+                continue
+            if kind == Kind.disbursement:
+                txn = await disburse(
+                    session,
+                    ledger,
+                    amount=item.amount,
+                    currency=item.currency,
+                    value_date=item.value_date,
+                    actor=None,
+                    source="push",
+                    external_id=item.transaction_id,
+                    push_id=push.id,
+                )
+            else:
+                txn = await pay(
+                    session,
+                    ledger,
+                    kind=kind,
+                    amount=item.amount,
+                    currency=item.currency,
+                    value_date=item.value_date,
+                    actor=None,
+                    source="push",
+                    external_id=item.transaction_id,
+                    push_id=push.id,
+                )
+            known[item.transaction_id] = txn
+            item.outcome = {"status": "applied", "loan_transaction_id": txn.id}
+        except Refused as exc:
+            item.rejection = Rejection(exc.reason, exc.detail)
+        except Rejection as exc:
+            item.rejection = exc
+    await session.flush()
+    rows = []
+    counts = {"applied": 0, "duplicate": 0, "rejected": 0}
+    for item in items:
+        status = "rejected" if item.rejection is not None else item.outcome["status"]
+        counts[status] += 1
+        rows.append(
+            {
+                "push_id": push.id,
+                "index": item.index,
+                "type": item.type,
+                "transaction_id": item.transaction_id,
+                "loan_id": item.loan_ref,
+                "status": status,
+                "reason": item.rejection.reason if item.rejection else None,
+                "detail": item.rejection.detail if item.rejection else item.message,
+                "loan_transaction_id": item.outcome.get("loan_transaction_id"),
+            }
+        )
+    if rows:
+        await session.execute(insert(PushItem), rows)
+    push.status, push.processed_at = "processed", now or datetime.now(UTC)
+    push.applied, push.duplicates, push.rejected = counts["applied"], counts["duplicate"], counts["rejected"]
+    await session.flush()
+
+
+async def _notices_seen(session: AsyncSession, push: LenderPush, ids: list[str | None]) -> set[str]:
+    wanted = [i for i in ids if i]
+    if not wanted:
+        return set()
+    rows = await session.scalars(
+        select(PushItem.transaction_id)
+        .join(LenderPush, LenderPush.id == PushItem.push_id)
+        .where(
+            LenderPush.lender_id == push.lender_id,
+            PushItem.type == "notice",
+            PushItem.status == "applied",
+            PushItem.transaction_id.in_(wanted),
+        )
+    )
+    return {r for r in rows.all() if r}
+
+
+async def process_next(
+    session: AsyncSession, *, claimed_hook: Callable[[uuid.UUID], None] | None = None
+) -> uuid.UUID | None:
+    """Claims the oldest received push no one else is applying, applies it; answers its id (None when idle).
+    The caller commits."""
+    push = await session.scalar(
+        select(LenderPush)
+        .where(LenderPush.status == "received")
+        .order_by(LenderPush.attempts, LenderPush.received_at, LenderPush.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if push is None:
+        return None
+    if claimed_hook is not None:
+        claimed_hook(push.id)
+    await apply_push(session, push)
+    return push.id
+
+
+async def notify(session: AsyncSession) -> None:
+    """Wakes the processors (at commit) when a push has been stored."""
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+
+
+@dataclass
+class Processor:
+    """Applies stored pushes in the background: woken at each stored push, polling as a fallback."""
+
+    engine: AsyncEngine
+    poll_seconds: float = 2.0
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _current: uuid.UUID | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        task = asyncio.create_task(self.run(), name="lender-push-processor")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def drain(self) -> int:
+        """Applies pushes until none is waiting; answers how many. A push whose application fails unexpectedly
+        (not an item's rejection: a fault) is tried again behind the others, and set aside as `failed` after
+        `MAX_ATTEMPTS`, for staff to look at; it is never dropped."""
+        sessionmaker = make_sessionmaker(self.engine)
+        done = 0
+        while True:
+            claimed: uuid.UUID | None = None
+            try:
+                async with sessionmaker() as session, session.begin():
+                    claimed = await process_next(session, claimed_hook=self._claimed)
+                    if claimed is None:
+                        return done
+            except Exception as exc:
+                failed = self._current
+                if failed is None:
+                    raise
+                log.exception("applying lender push %s failed", failed)
+                async with sessionmaker() as session, session.begin():
+                    await session.execute(
+                        update(LenderPush)
+                        .where(LenderPush.id == failed, LenderPush.status == "received")
+                        .values(
+                            attempts=LenderPush.attempts + 1,
+                            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                            status=text(f"CASE WHEN attempts + 1 >= {MAX_ATTEMPTS} THEN 'failed' ELSE status END"),
+                        )
+                    )
+            finally:
+                self._current = None
+            done += 1
+
+    def _claimed(self, push_id: uuid.UUID) -> None:
+        self._current = push_id
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away, say: the push stays received and is taken again
+                log.exception("applying lender pushes failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
