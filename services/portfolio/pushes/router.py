@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.portfolio.lenders.models import Lender
@@ -105,7 +105,14 @@ async def receive_push(lender_id: uuid.UUID, request: Request, session: SessionD
         raise UnprocessableContent(f"a push may carry at most {MAX_ITEMS} items; split it")
     new_id = await session.scalar(
         insert(LenderPush)
-        .values(id=uuid.uuid4(), lender_id=lender_id, webhook_id=webhook_id, raw_body=body, item_count=len(items))
+        .values(
+            id=uuid.uuid4(),
+            lender_id=lender_id,
+            webhook_id=webhook_id,
+            raw_body=body,
+            item_count=len(items),
+            received_at=func.clock_timestamp(),  # the pushes are applied in the order received
+        )
         .on_conflict_do_nothing(constraint="uq_lender_pushes_webhook_id")
         .returning(LenderPush.id)
     )

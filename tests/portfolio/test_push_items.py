@@ -1,0 +1,206 @@
+"""Applying lenders' pushes: each item idempotent by the lender's transaction id, rejected alone with its reason,
+and the lender sees each push and item in reconciliation."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
+from standardwebhooks import Webhook
+
+from services.portfolio.pushes.processor import process_next
+from shared.auth import Role
+from shared.db import make_sessionmaker
+from tests.portfolio.books import MANAGER, disbursed_loan
+from tests.portfolio.conftest import as_role
+from tests.portfolio.test_pushes import new_lender
+from tests.support import assert_problem
+
+
+async def send(
+    api: httpx.AsyncClient, lender_id: str, secret: str, items: list[dict[str, Any]], msg_id: str | None = None
+) -> httpx.Response:
+    """Signed with the `standardwebhooks` package itself, as a lender's system would."""
+    body = json.dumps({"items": items}).encode()
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    signature = Webhook(secret).sign(msg_id, now, body.decode())
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+    return await api.post(f"/webhooks/lenders/{lender_id}", content=body, headers=headers)
+
+
+async def drain(connection: AsyncConnection) -> int:
+    sessionmaker = make_sessionmaker(connection, join_transaction_mode="create_savepoint")
+    done = 0
+    while True:
+        async with sessionmaker() as session:
+            claimed = await process_next(session)
+            await session.commit()
+        if claimed is None:
+            return done
+        done += 1
+
+
+def repayment(loan_id: str, txn: str, amount: str, currency: str = "XOF", on: str = "2025-02-20") -> dict[str, Any]:
+    return {
+        "type": "repayment",
+        "transaction_id": txn,
+        "loan_id": loan_id,
+        "amount": {"amount": amount, "currency": currency},
+        "value_date": on,
+    }
+
+
+async def xof_loans(api: httpx.AsyncClient, connection: AsyncConnection, lender_id: str, n: int) -> list[str]:
+    return [
+        await disbursed_loan(
+            api, connection, lender_id=uuid.UUID(lender_id), amount="12000000", currency="XOF", term_months=24
+        )
+        for _ in range(n)
+    ]
+
+
+async def outstanding(api: httpx.AsyncClient, loan_id: str) -> str:
+    loan = (await api.get(f"/api/v1/portfolio/loans/{loan_id}", headers=MANAGER)).json()
+    amount: str = loan["outstanding_principal"]["amount"]
+    return amount
+
+
+async def test_a_push_of_1000_items_with_3_bad_ones_applies_997_and_says_why_for_each_other(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    lender_id, secret = await new_lender(api, "Banque Agricole du Sahel")
+    loans = await xof_loans(api, connection, lender_id, 4)
+    items = [repayment(loans[i % 4], f"BAS-{i:05d}", "1000") for i in range(1000)]
+    items[17] = repayment(str(uuid.uuid4()), "BAS-00017", "1000")
+    items[503] = repayment(loans[0], "BAS-00503", "1000", currency="EUR")
+    items[998] = repayment(loans[1], "BAS-00998", "1000.5")
+    receipt = await send(api, lender_id, secret, items)
+    assert receipt.status_code == 202 and receipt.json()["items"] == 1000
+    assert await drain(connection) == 1
+    own = as_role(Role.lender, uuid.UUID(lender_id))
+    push = (
+        await api.get(f"/api/v1/portfolio/lenders/{lender_id}/pushes/{receipt.json()['push_id']}", headers=own)
+    ).json()
+    assert (push["status"], push["applied"], push["rejected"], push["duplicates"]) == ("processed", 997, 3, 0)
+    rejected = (
+        await api.get(
+            f"/api/v1/portfolio/lenders/{lender_id}/pushes/{push['id']}/items",
+            params={"status": "rejected"},
+            headers=own,
+        )
+    ).json()["items"]
+    assert [(r["index"], r["transaction_id"], r["reason"]) for r in rejected] == [
+        (17, "BAS-00017", "unknown_loan"),
+        (503, "BAS-00503", "wrong_currency"),
+        (998, "BAS-00998", "too_many_decimals"),
+    ]
+    applied = (
+        await api.get(
+            f"/api/v1/portfolio/lenders/{lender_id}/pushes/{push['id']}/items", params={"limit": 1000}, headers=own
+        )
+    ).json()["items"]
+    assert sum(1 for a in applied if a["status"] == "applied" and a["loan_transaction_id"]) == 997
+    # each loan received its own items exactly: 250 items of 1,000 XOF, less the bad ones
+    received = {loan: 0 for loan in loans}
+    for i, item in enumerate(items):
+        if i not in (17, 503, 998):
+            received[item["loan_id"]] += 1000
+    for loan in loans:
+        statement = (
+            await api.get(f"/api/v1/portfolio/loans/{loan}/transactions", params={"limit": 500}, headers=MANAGER)
+        ).json()
+        paid = sum(int(t["amount"]["amount"]) for t in statement["items"] if t["kind"] == "repayment")
+        assert paid == received[loan]
+
+
+async def test_a_transaction_id_counts_once_across_pushes_and_a_retried_push_is_not_counted_twice(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    lender_id, secret = await new_lender(api, "Caisse Populaire de Thiès")
+    (loan,) = await xof_loans(api, connection, lender_id, 1)
+    item = repayment(loan, "CPT-2025-000001", "500000")
+    first = await send(api, lender_id, secret, [item], msg_id="msg_cpt_1")
+    retry = await send(api, lender_id, secret, [item], msg_id="msg_cpt_1")
+    assert first.status_code == 202 and retry.status_code == 200 and retry.json()["duplicate"] is True
+    second = await send(
+        api, lender_id, secret, [item, repayment(loan, "CPT-2025-000002", "250000")], msg_id="msg_cpt_2"
+    )
+    reused = await send(api, lender_id, secret, [repayment(loan, "CPT-2025-000001", "999999")], msg_id="msg_cpt_3")
+    assert await drain(connection) == 3
+    assert await outstanding(api, loan) != "12000000"
+    statement = (await api.get(f"/api/v1/portfolio/loans/{loan}/transactions", headers=MANAGER)).json()["items"]
+    assert sorted(int(t["amount"]["amount"]) for t in statement if t["kind"] == "repayment") == [250000, 500000]
+    own = as_role(Role.lender, uuid.UUID(lender_id))
+    url = f"/api/v1/portfolio/lenders/{lender_id}/pushes"
+    counted = (await api.get(f"{url}/{second.json()['push_id']}", headers=own)).json()
+    assert (counted["applied"], counted["duplicates"]) == (1, 1)
+    refused = (await api.get(f"{url}/{reused.json()['push_id']}/items", headers=own)).json()["items"]
+    assert refused[0]["reason"] == "transaction_id_reused"
+    trace = (await api.get(f"/api/v1/portfolio/lenders/{lender_id}/transactions/CPT-2025-000001", headers=own)).json()
+    assert [i["status"] for i in trace["items"]] == ["applied", "duplicate", "rejected"]
+    assert_problem(
+        await api.get(
+            f"/api/v1/portfolio/lenders/{lender_id}/transactions/CPT-2025-000001",
+            headers=as_role(Role.lender, uuid.uuid4()),
+        ),
+        404,
+    )
+
+
+async def test_every_reason_an_item_cannot_apply(api: httpx.AsyncClient, connection: AsyncConnection) -> None:
+    lender_id, secret = await new_lender(api, "Microcrédit Bamako")
+    other_id, _ = await new_lender(api, "Another Bank")
+    (loan,) = await xof_loans(api, connection, lender_id, 1)
+    (foreign,) = await xof_loans(api, connection, other_id, 1)
+    items: list[Any] = [
+        repayment(str(uuid.uuid4()), "R-1", "1000"),
+        repayment(foreign, "R-2", "1000"),
+        repayment(loan, "R-3", "1000", currency="EUR"),
+        repayment(loan, "R-4", "-1000"),
+        repayment(loan, "R-5", "1000.5"),
+        repayment(loan, "R-6", "1000", on="2999-01-01"),
+        repayment(loan, "R-7", "1000", on="2024-01-01"),
+        {"type": "refund", "transaction_id": "R-8", "loan_id": loan},
+        "not an object",
+        {"type": "notice", "transaction_id": "N-1", "loan_id": loan, "message": "borrower asked for a rescheduling"},
+        repayment(loan, "R-9", "1000"),
+        {**repayment(loan, "D-1", "1000"), "type": "disbursement"},
+    ]
+    receipt = await send(api, lender_id, secret, items)
+    assert receipt.status_code == 202
+    await drain(connection)
+    own = as_role(Role.lender, uuid.UUID(lender_id))
+    got = (
+        await api.get(f"/api/v1/portfolio/lenders/{lender_id}/pushes/{receipt.json()['push_id']}/items", headers=own)
+    ).json()["items"]
+    assert [(i["status"], i["reason"]) for i in got] == [
+        ("rejected", "unknown_loan"),
+        ("rejected", "foreign_loan"),
+        ("rejected", "wrong_currency"),
+        ("rejected", "negative_amount"),
+        ("rejected", "too_many_decimals"),
+        ("rejected", "future_value_date"),
+        ("rejected", "before_disbursement"),
+        ("rejected", "invalid_item"),
+        ("rejected", "invalid_item"),
+        ("applied", None),
+        ("applied", None),
+        ("rejected", "over_disbursement"),
+    ]
+    statement = (await api.get(f"/api/v1/portfolio/loans/{loan}/transactions", headers=MANAGER)).json()["items"]
+    assert [(t["kind"], t["external_id"], t["source"]) for t in statement] == [
+        ("disbursement", None, "staff"),
+        ("repayment", "R-9", "push"),
+    ]
+    other = (await api.get(f"/api/v1/portfolio/loans/{foreign}/transactions", headers=MANAGER)).json()["items"]
+    assert [t["kind"] for t in other] == ["disbursement"]
