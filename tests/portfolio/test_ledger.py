@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.portfolio.loans.ledger import Due, Entry, Kind, bucket, replay
+from services.portfolio.loans.ledger import Due, Entry, Kind, bucket, replay, restore, snapshot
 from services.portfolio.schedules.generator import Frequency, Method, Terms, generate
 
 
@@ -79,3 +79,23 @@ def test_money_is_conserved_and_dropping_a_payment_is_replaying_without_it(
     on = date(2026, 6, 1)
     assert again.days_past_due(on) >= book.days_past_due(on)
     assert again.outstanding_principal >= book.outstanding_principal
+
+
+@settings(max_examples=200, deadline=None)
+@given(payments, st.integers(min_value=0, max_value=25))
+def test_continuing_from_a_snapshot_is_replaying_the_whole_history(paid: list[tuple[Decimal, int]], cut: int) -> None:
+    entries = [DISBURSED] + sorted(
+        (
+            Entry(i + 1, Kind.repayment, amount, date(2025, 1, 15) + timedelta(days=day))
+            for i, (amount, day) in enumerate(paid)
+        ),
+        key=lambda e: (e.value_date, e.seq),
+    )
+    cut = min(cut, len(entries))
+    resumed = restore(SCHEDULE, snapshot(replay(SCHEDULE, entries[:cut])))
+    assert resumed is not None
+    for entry in entries[cut:]:
+        resumed.apply(entry)
+    whole = replay(SCHEDULE, entries)
+    assert snapshot(resumed) == snapshot(whole)
+    assert resumed.days_past_due(date(2025, 9, 1)) == whole.days_past_due(date(2025, 9, 1))

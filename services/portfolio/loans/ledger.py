@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 ZERO = Decimal(0)
 
@@ -131,6 +132,8 @@ class Book:
     written_off_principal: Decimal = ZERO
     written_off_on: date | None = None
     recovered_after_write_off: Decimal = ZERO
+    last_value_date: date | None = None
+    first_disbursed_on: date | None = None
     allocations: dict[int, Allocation] = field(default_factory=dict)
 
     @property
@@ -166,7 +169,11 @@ class Book:
         return (on - late[0].due.due_date).days if late else 0
 
     def apply(self, entry: Entry) -> Allocation | None:
+        if self.last_value_date is None or entry.value_date > self.last_value_date:
+            self.last_value_date = entry.value_date
         if entry.kind == Kind.disbursement:
+            if self.first_disbursed_on is None or entry.value_date < self.first_disbursed_on:
+                self.first_disbursed_on = entry.value_date
             self.disbursed += entry.amount
             return None
         if entry.kind in (Kind.fee, Kind.penalty):
@@ -212,6 +219,71 @@ class Book:
             if line.due.number == number:
                 return line
         raise ValueError(f"no instalment {number}")
+
+
+def snapshot(book: Book) -> dict[str, Any]:
+    """The book as JSON, to continue from without replaying the history (allocations of the past excluded)."""
+
+    def day(value: date | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "disbursed": str(book.disbursed),
+        "credit": str(book.credit),
+        "written_off_principal": str(book.written_off_principal),
+        "written_off_on": day(book.written_off_on),
+        "recovered": str(book.recovered_after_write_off),
+        "last_value_date": day(book.last_value_date),
+        "first_disbursed_on": day(book.first_disbursed_on),
+        "lines": [
+            [
+                line.due.number,
+                str(line.fees),
+                str(line.penalties),
+                str(line.paid_principal),
+                str(line.paid_interest),
+                str(line.paid_fees),
+                str(line.paid_penalties),
+                day(line.paid_on),
+            ]
+            for line in book.lines
+        ],
+    }
+
+
+def restore(schedule: Sequence[Due], data: dict[str, Any]) -> Book | None:
+    """The book a snapshot describes, on the schedule it was taken on; None when it does not fit that schedule."""
+
+    def day(value: str | None) -> date | None:
+        return date.fromisoformat(value) if value else None
+
+    dues = sorted(schedule, key=lambda d: d.number)
+    rows = data.get("lines", [])
+    if [d.number for d in dues] != [row[0] for row in rows]:
+        return None
+    lines = [
+        Line(
+            due,
+            fees=Decimal(row[1]),
+            penalties=Decimal(row[2]),
+            paid_principal=Decimal(row[3]),
+            paid_interest=Decimal(row[4]),
+            paid_fees=Decimal(row[5]),
+            paid_penalties=Decimal(row[6]),
+            paid_on=day(row[7]),
+        )
+        for due, row in zip(dues, rows, strict=True)
+    ]
+    return Book(
+        lines=lines,
+        disbursed=Decimal(data["disbursed"]),
+        credit=Decimal(data["credit"]),
+        written_off_principal=Decimal(data["written_off_principal"]),
+        written_off_on=day(data["written_off_on"]),
+        recovered_after_write_off=Decimal(data["recovered"]),
+        last_value_date=day(data["last_value_date"]),
+        first_disbursed_on=day(data["first_disbursed_on"]),
+    )
 
 
 def replay(schedule: Sequence[Due], entries: Iterable[Entry], *, on: date | None = None) -> Book:

@@ -75,6 +75,9 @@ class Loan(Base):
     arrears_state: Mapped[str] = mapped_column(String(20), server_default="current")
     arrears_state_on: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    book: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONB, comment="the book as of now (per instalment paid), to continue from without replaying the history"
+    )
 
 
 class Participant(Base):

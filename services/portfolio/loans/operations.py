@@ -115,6 +115,7 @@ async def disburse(
             reason = "tranche"
     except ScheduleError as exc:
         raise Refused("schedule", str(exc), status=422) from None
+    await ledger.load_history(session)  # a new schedule version replays the history, this tranche included
     txn, _ = ledger.record(
         kind=Kind.disbursement,
         amount=amount,
@@ -161,6 +162,7 @@ async def pay(
         )
     if kind == Kind.repayment and loan.status == "written_off":
         raise Refused("loan_written_off", "the loan is written off: money received now is a recovery")
+    await ledger.prepare(session, value_date)
     txn, allocation = ledger.record(
         kind=kind,
         amount=amount,
@@ -197,6 +199,7 @@ async def charge(
         raise Refused("loan_not_open", f"a {ledger.loan.status} loan takes no charge")
     if instalment not in {d.number for d in ledger.schedule}:
         raise Refused("unknown_instalment", f"the schedule has no instalment {instalment}", status=422)
+    await ledger.prepare(session, value_date)
     txn, _ = ledger.record(
         kind=kind, amount=amount, value_date=value_date, actor=actor, comment=comment, instalment=instalment
     )
@@ -220,6 +223,8 @@ async def reverse(
     if txn.kind in (Kind.disbursement, Kind.write_off):
         raise Refused("not_reversible", f"a {txn.kind} is not reversed this way")
     txn.reversed_at, txn.reversed_by, txn.reversal_reason = datetime.now(UTC), actor, reason
+    await ledger.load_history(session)
+    assert ledger.transactions is not None
     ledger.transactions = [(t, e) for t, e in ledger.transactions if t.id != txn.id]
     ledger.replay()
     ledger.settle()
@@ -254,6 +259,7 @@ async def write_off(
             "backdated_write_off",
             f"the write-off cannot be dated before the last transaction ({ledger.last_value_date})",
         )
+    await ledger.prepare(session, value_date)
     txn, _ = ledger.record(kind=Kind.write_off, amount=Decimal(0), value_date=value_date, actor=actor, comment=reason)
     txn.amount = ledger.book.written_off_principal
     if txn.amount > 0:
@@ -299,6 +305,7 @@ async def restructure(
             "backdated_restructuring",
             f"a restructuring cannot be dated before the schedule in force (from {ledger.effective_from})",
         )
+    await ledger.load_history(session)
     try:
         schedule = restructured(
             ledger.schedule,

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.portfolio.db import events as event_tables
-from services.portfolio.loans.ledger import Allocation, Book, Due, Entry, Kind, replay
+from services.portfolio.loans.ledger import Allocation, Book, Due, Entry, Kind, replay, restore, snapshot
 from services.portfolio.loans.models import Instalment, Loan, Participant, PortfolioPolicy, ScheduleVersion, Transaction
 from services.portfolio.loans.split import split
 from services.portfolio.schedules.generator import Frequency, Method
@@ -85,30 +85,60 @@ def entry_of(txn: Transaction, seq: int | None = None) -> Entry:
 
 @dataclass
 class Ledger:
-    """One loan, locked, with its schedule in force and its transactions, and the book they make."""
+    """One loan, locked, with its schedule in force and its book.
+
+    The book comes from the loan's snapshot (`loans.book`, written with every change) when it fits the schedule
+    in force, so a repayment in value-date order costs one step, whatever the loan's history. The transactions
+    are loaded, and the book replayed from them, only when a change needs the history: a backdated transaction,
+    a reversal, a new schedule version."""
 
     loan: Loan
     shares: dict[str, Decimal]
     version: int | None
     effective_from: date | None
     schedule: list[Due]
-    transactions: list[tuple[Transaction, Entry]]
+    transactions: list[tuple[Transaction, Entry]] | None  # None: not loaded (the book came from the snapshot)
+    initial: Book | None = None  # the book restored from the snapshot, when the transactions are not loaded
     book: Book = field(init=False)
     status_before: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.book = replay(self.schedule, (e for _, e in self.transactions))
+        if self.transactions is None:
+            assert self.initial is not None, "Ledgers.open loads the history when the snapshot does not fit"
+            self.book = self.initial
+        else:
+            self.replay()
         self.status_before = self.loan.status
 
     @property
     def last_value_date(self) -> date | None:
-        return max((e.value_date for _, e in self.transactions), default=None)
+        return self.book.last_value_date
 
     @property
     def first_disbursed_on(self) -> date | None:
-        return min((e.value_date for _, e in self.transactions if e.kind == Kind.disbursement), default=None)
+        return self.book.first_disbursed_on
+
+    def in_order(self, value_date: date) -> bool:
+        return self.last_value_date is None or value_date >= self.last_value_date
+
+    async def load_history(self, session: AsyncSession) -> None:
+        """Loads the live transactions (once), so the book can be replayed."""
+        if self.transactions is not None:
+            return
+        rows = await session.scalars(
+            select(Transaction)
+            .where(Transaction.loan_id == self.loan.id, Transaction.reversed_at.is_(None))
+            .order_by(Transaction.seq)
+        )
+        self.transactions = [(t, entry_of(t)) for t in rows.all()]
+
+    async def prepare(self, session: AsyncSession, value_date: date) -> None:
+        """Before recording a transaction of `value_date`: loads the history when it is backdated."""
+        if not self.in_order(value_date):
+            await self.load_history(session)
 
     def replay(self) -> None:
+        assert self.transactions is not None, "load_history() first"
         self.book = replay(self.schedule, (e for _, e in self.transactions))
 
     def record(
@@ -126,7 +156,8 @@ class Ledger:
     ) -> tuple[Transaction, Allocation | None]:
         """Adds a transaction (not yet flushed) and applies it; answers it with a payment's allocation."""
         loan = self.loan
-        in_order = self.last_value_date is None or value_date >= self.last_value_date
+        in_order = self.in_order(value_date)
+        assert in_order or self.transactions is not None, "a backdated transaction needs load_history() first"
         txn = Transaction(
             id=uuid.uuid4(),
             loan_id=loan.id,
@@ -146,7 +177,8 @@ class Ledger:
             recorded_by=actor,
         )
         entry = entry_of(txn, next(_TEMP_SEQ))
-        self.transactions.append((txn, entry))
+        if self.transactions is not None:
+            self.transactions.append((txn, entry))
         if in_order:
             self.book.apply(entry)
         else:  # a backdated transaction: the book is replayed so that it lands where its value date puts it
@@ -164,6 +196,7 @@ class Ledger:
         loan.outstanding_principal = book.outstanding_principal
         loan.credit = book.credit
         loan.written_off_principal = book.written_off_principal
+        loan.book = {"version": self.version, **snapshot(book)}
         if book.written_off_on is not None:
             loan.status = "written_off"
         elif book.disbursed == 0:
@@ -218,15 +251,30 @@ class Ledgers:
                 )
             ).all():
                 schedules[line.loan_id].append(Due(line.number, line.due_date, line.principal, line.interest))
-        txns: dict[uuid.UUID, list[tuple[Transaction, Entry]]] = {i: [] for i in loans}
-        for txn in (
-            await session.scalars(
-                select(Transaction)
-                .where(Transaction.loan_id.in_(loans), Transaction.reversed_at.is_(None))
-                .order_by(Transaction.seq)
-            )
-        ).all():
-            txns[txn.loan_id].append((txn, entry_of(txn)))
+
+        def restored(i: uuid.UUID) -> Book | None:
+            data = loans[i].book
+            version = versions[i].version if i in versions else None
+            if not data or data.get("version") != version:
+                return None
+            return restore(schedules[i], data)
+
+        snapshots = {i: restored(i) for i in loans}
+        txns: dict[uuid.UUID, list[tuple[Transaction, Entry]] | None] = {
+            i: None if snapshots[i] is not None else [] for i in loans
+        }
+        needing = [i for i, t in txns.items() if t is not None]
+        if needing:
+            for txn in (
+                await session.scalars(
+                    select(Transaction)
+                    .where(Transaction.loan_id.in_(needing), Transaction.reversed_at.is_(None))
+                    .order_by(Transaction.seq)
+                )
+            ).all():
+                listed = txns[txn.loan_id]
+                assert listed is not None
+                listed.append((txn, entry_of(txn)))
         return {
             i: Ledger(
                 loan=loan,
@@ -235,6 +283,7 @@ class Ledgers:
                 effective_from=versions[i].effective_from if i in versions else None,
                 schedule=schedules[i],
                 transactions=txns[i],
+                initial=snapshots[i],
             )
             for i, loan in loans.items()
         }
@@ -279,6 +328,7 @@ async def save_schedule(
         )
         for d in schedule
     )
+    assert ledger.transactions is not None, "load_history() before recording what changes the schedule"
     ledger.version, ledger.effective_from, ledger.schedule = version, effective_from, list(schedule)
     ledger.replay()
     return version

@@ -239,6 +239,16 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         schema="portfolio",
     )
+    op.add_column(
+        "loans",
+        sa.Column(
+            "book",
+            postgresql.JSONB(astext_type=sa.Text()),
+            nullable=True,
+            comment="the book as of now (per instalment paid), to continue from without replaying the history",
+        ),
+        schema="portfolio",
+    )
     op.create_index("ix_loans_ica", "loans", ["ica_id", "opened_at"], unique=False, schema="portfolio")
     op.create_index("ix_loans_lender", "loans", ["lender_id", "opened_at"], unique=False, schema="portfolio")
     op.create_index("ix_loans_opened", "loans", ["opened_at", "id"], unique=False, schema="portfolio")
@@ -250,6 +260,7 @@ def downgrade() -> None:
     op.drop_index("ix_loans_opened", table_name="loans", schema="portfolio")
     op.drop_index("ix_loans_lender", table_name="loans", schema="portfolio")
     op.drop_index("ix_loans_ica", table_name="loans", schema="portfolio")
+    op.drop_column("loans", "book", schema="portfolio")
     op.drop_column("loans", "updated_at", schema="portfolio")
     op.drop_column("loans", "arrears_state_on", schema="portfolio")
     op.drop_column("loans", "arrears_state", schema="portfolio")
