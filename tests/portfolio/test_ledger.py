@@ -84,13 +84,16 @@ def test_money_is_conserved_and_dropping_a_payment_is_replaying_without_it(
 @settings(max_examples=200, deadline=None)
 @given(payments, st.integers(min_value=0, max_value=25))
 def test_continuing_from_a_snapshot_is_replaying_the_whole_history(paid: list[tuple[Decimal, int]], cut: int) -> None:
-    entries = [DISBURSED] + sorted(
-        (
-            Entry(i + 1, Kind.repayment, amount, date(2025, 1, 15) + timedelta(days=day))
-            for i, (amount, day) in enumerate(paid)
+    entries = [
+        DISBURSED,
+        *sorted(
+            (
+                Entry(i + 1, Kind.repayment, amount, date(2025, 1, 15) + timedelta(days=day))
+                for i, (amount, day) in enumerate(paid)
+            ),
+            key=lambda e: (e.value_date, e.seq),
         ),
-        key=lambda e: (e.value_date, e.seq),
-    )
+    ]
     cut = min(cut, len(entries))
     resumed = restore(SCHEDULE, snapshot(replay(SCHEDULE, entries[:cut])))
     assert resumed is not None
