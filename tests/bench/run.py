@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in turn; each writes its own section of docs/benchmarks.md."""
 
-from tests.bench import events, gateway
+from tests.bench import events, gateway, pushes
 
 if __name__ == "__main__":
     gateway.run()
     events.run()
+    pushes.run()

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
 
-from services.portfolio.pushes.processor import process_next
+from services.portfolio.pushes.processor import Processor, process_next
 from shared.auth import Role
 from shared.db import make_sessionmaker
 from tests.portfolio.books import MANAGER, disbursed_loan
@@ -45,9 +46,9 @@ async def drain(connection: AsyncConnection) -> int:
         async with sessionmaker() as session:
             claimed = await process_next(session)
             await session.commit()
-        if claimed is None:
+        if not claimed:
             return done
-        done += 1
+        done += len(claimed)
 
 
 def repayment(loan_id: str, txn: str, amount: str, currency: str = "XOF", on: str = "2025-02-20") -> dict[str, Any]:
@@ -204,3 +205,41 @@ async def test_every_reason_an_item_cannot_apply(api: httpx.AsyncClient, connect
     ]
     other = (await api.get(f"/api/v1/portfolio/loans/{foreign}/transactions", headers=MANAGER)).json()["items"]
     assert [t["kind"] for t in other] == ["disbursement"]
+
+
+async def test_pushes_applied_together_stay_separate_and_a_faulty_one_is_set_aside(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    first_id, first_secret = await new_lender(api, "Banque du Nord")
+    second_id, second_secret = await new_lender(api, "Banque du Sud")
+    (north,) = await xof_loans(api, connection, first_id, 1)
+    (south,) = await xof_loans(api, connection, second_id, 1)
+    a = await send(api, first_id, first_secret, [repayment(north, "T-1", "1000"), repayment(north, "T-1", "1000")])
+    broken = uuid.uuid4()  # a push whose stored body cannot be read (it cannot come through the API): a fault
+    await connection.execute(
+        text(
+            "INSERT INTO portfolio.lender_pushes (id, lender_id, webhook_id, raw_body, item_count, received_at)"
+            " VALUES (:id, :lender, 'msg_broken', :body, 1, clock_timestamp())"
+        ),
+        {"id": broken, "lender": uuid.UUID(first_id), "body": b'{"items": 5}'},
+    )
+    # the same transaction id from another lender is that lender's own: it counts
+    c = await send(api, second_id, second_secret, [repayment(south, "T-1", "1000")])
+    processor = Processor(None, sessionmaker=make_sessionmaker(connection, join_transaction_mode="create_savepoint"))
+    await processor.drain()
+    pushes = {
+        row.id: row
+        for row in await connection.execute(
+            text("SELECT id, status, applied, duplicates, attempts, last_error FROM portfolio.lender_pushes")
+        )
+    }
+    assert (pushes[uuid.UUID(a.json()["push_id"])].status, pushes[uuid.UUID(a.json()["push_id"])].applied) == (
+        "processed",
+        1,
+    )
+    assert pushes[uuid.UUID(a.json()["push_id"])].duplicates == 1
+    assert pushes[uuid.UUID(c.json()["push_id"])].applied == 1
+    assert pushes[broken].status == "failed" and pushes[broken].attempts == 5
+    assert "TypeError" in pushes[broken].last_error
+    staff = (await api.get(f"/api/v1/portfolio/lenders/{first_id}/pushes?status=failed", headers=MANAGER)).json()
+    assert [p["id"] for p in staff["items"]] == [str(broken)]

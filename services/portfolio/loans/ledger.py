@@ -222,7 +222,8 @@ class Book:
 
 
 def snapshot(book: Book) -> dict[str, Any]:
-    """The book as JSON, to continue from without replaying the history (allocations of the past excluded)."""
+    """The book as JSON, its schedule included, to continue from without reading the schedule or replaying the
+    history (the allocations of past payments are not kept: the transactions have them)."""
 
     def day(value: date | None) -> str | None:
         return value.isoformat() if value else None
@@ -238,6 +239,9 @@ def snapshot(book: Book) -> dict[str, Any]:
         "lines": [
             [
                 line.due.number,
+                line.due.due_date.isoformat(),
+                str(line.due.principal),
+                str(line.due.interest),
                 str(line.fees),
                 str(line.penalties),
                 str(line.paid_principal),
@@ -251,28 +255,24 @@ def snapshot(book: Book) -> dict[str, Any]:
     }
 
 
-def restore(schedule: Sequence[Due], data: dict[str, Any]) -> Book | None:
-    """The book a snapshot describes, on the schedule it was taken on; None when it does not fit that schedule."""
+def restore(data: dict[str, Any]) -> Book:
+    """The book a snapshot describes, schedule included."""
 
     def day(value: str | None) -> date | None:
         return date.fromisoformat(value) if value else None
 
-    dues = sorted(schedule, key=lambda d: d.number)
-    rows = data.get("lines", [])
-    if [d.number for d in dues] != [row[0] for row in rows]:
-        return None
     lines = [
         Line(
-            due,
-            fees=Decimal(row[1]),
-            penalties=Decimal(row[2]),
-            paid_principal=Decimal(row[3]),
-            paid_interest=Decimal(row[4]),
-            paid_fees=Decimal(row[5]),
-            paid_penalties=Decimal(row[6]),
-            paid_on=day(row[7]),
+            Due(row[0], date.fromisoformat(row[1]), Decimal(row[2]), Decimal(row[3])),
+            fees=Decimal(row[4]),
+            penalties=Decimal(row[5]),
+            paid_principal=Decimal(row[6]),
+            paid_interest=Decimal(row[7]),
+            paid_fees=Decimal(row[8]),
+            paid_penalties=Decimal(row[9]),
+            paid_on=day(row[10]),
         )
-        for due, row in zip(dues, rows, strict=True)
+        for row in data["lines"]
     ]
     return Book(
         lines=lines,

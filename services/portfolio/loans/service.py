@@ -16,8 +16,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy import any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.portfolio.db import events as event_tables
@@ -220,55 +221,74 @@ class Ledgers:
         ids = sorted(set(loan_ids))
         if not ids:
             return {}
-        query = select(Loan).where(Loan.id.in_(ids)).order_by(Loan.id)
+        # `= ANY(array)`: one prepared statement whatever the number of loans (an IN list is one per length)
+        wanted = bindparam("loan_ids", ids, type_=ARRAY(PG_UUID(as_uuid=True)))
+        query = select(Loan).where(Loan.id == any_(wanted)).order_by(Loan.id)
         if lock:
             query = query.with_for_update()
         loans = {loan.id: loan for loan in (await session.scalars(query)).all()}
         if not loans:
             return {}
         shares: dict[uuid.UUID, dict[str, Decimal]] = {i: {} for i in loans}
-        for p in (await session.scalars(select(Participant).where(Participant.loan_id.in_(loans)))).all():
+        for p in await session.execute(
+            select(Participant.loan_id, Participant.participant, Participant.share_pct).where(
+                Participant.loan_id == any_(wanted)
+            )
+        ):
             shares[p.loan_id][p.participant] = p.share_pct
         versions = {
             row.loan_id: row
             for row in (
                 await session.execute(
                     select(ScheduleVersion.loan_id, ScheduleVersion.version, ScheduleVersion.effective_from)
-                    .where(ScheduleVersion.loan_id.in_(loans))
+                    .where(ScheduleVersion.loan_id == any_(wanted))
                     .ext(distinct_on(ScheduleVersion.loan_id))
                     .order_by(ScheduleVersion.loan_id, ScheduleVersion.version.desc())
                 )
             ).all()
         }
-        schedules: dict[uuid.UUID, list[Due]] = {i: [] for i in loans}
-        if versions:
-            keys = [(v.loan_id, v.version) for v in versions.values()]
-            for line in (
-                await session.scalars(
-                    select(Instalment)
-                    .where(tuple_(Instalment.loan_id, Instalment.version).in_(keys))
-                    .order_by(Instalment.loan_id, Instalment.number)
-                )
-            ).all():
-                schedules[line.loan_id].append(Due(line.number, line.due_date, line.principal, line.interest))
 
         def restored(i: uuid.UUID) -> Book | None:
             data = loans[i].book
             version = versions[i].version if i in versions else None
-            if not data or data.get("version") != version:
+            if not data or version is None or data.get("version") != version:
                 return None
-            return restore(schedules[i], data)
+            return restore(data)
 
+        # the loans whose snapshot is of the schedule in force continue from it: no schedule, no history to read
         snapshots = {i: restored(i) for i in loans}
         txns: dict[uuid.UUID, list[tuple[Transaction, Entry]] | None] = {
             i: None if snapshots[i] is not None else [] for i in loans
         }
+        schedules: dict[uuid.UUID, list[Due]] = {
+            i: [line.due for line in book.lines] if book is not None else [] for i, book in snapshots.items()
+        }
+        stale = [i for i, book in snapshots.items() if book is None and i in versions]
+        if stale:
+            # plain rows, not ORM objects
+            for line in await session.execute(
+                select(
+                    Instalment.loan_id,
+                    Instalment.version,
+                    Instalment.number,
+                    Instalment.due_date,
+                    Instalment.principal,
+                    Instalment.interest,
+                )
+                .where(Instalment.loan_id == any_(bindparam("stale", stale, type_=ARRAY(PG_UUID(as_uuid=True)))))
+                .order_by(Instalment.loan_id, Instalment.number)
+            ):
+                if line.version == versions[line.loan_id].version:
+                    schedules[line.loan_id].append(Due(line.number, line.due_date, line.principal, line.interest))
         needing = [i for i, t in txns.items() if t is not None]
         if needing:
             for txn in (
                 await session.scalars(
                     select(Transaction)
-                    .where(Transaction.loan_id.in_(needing), Transaction.reversed_at.is_(None))
+                    .where(
+                        Transaction.loan_id == any_(bindparam("needing", needing, type_=ARRAY(PG_UUID(as_uuid=True)))),
+                        Transaction.reversed_at.is_(None),
+                    )
                     .order_by(Transaction.seq)
                 )
             ).all():

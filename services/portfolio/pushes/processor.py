@@ -21,16 +21,19 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import String, any_, bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.portfolio.db import events as event_tables
 from services.portfolio.loans.ledger import Kind
 from services.portfolio.loans.models import Transaction
 from services.portfolio.loans.operations import Refused, disburse, pay
 from services.portfolio.loans.service import Ledger, Ledgers
 from services.portfolio.pushes.models import LenderPush, PushItem
 from shared.db import make_sessionmaker
+from shared.events.outbox import batched
 
 log = logging.getLogger("services.portfolio.pushes")
 
@@ -113,22 +116,73 @@ def _same(txn: Transaction, item: Item, kind: Kind) -> bool:
     )
 
 
-async def apply_push(session: AsyncSession, push: LenderPush, *, now: datetime | None = None) -> None:
-    """Applies every item of a claimed push and records each outcome; marks the push processed."""
-    items = [parse_item(i, raw) for i, raw in enumerate(json.loads(push.raw_body)["items"])]
-    wanted = {i.loan_id for i in items if i.rejection is None and i.loan_id is not None}
+async def apply_pushes(session: AsyncSession, pushes: list[LenderPush], *, now: datetime | None = None) -> None:
+    """Applies every item of claimed pushes, in the order given, and records each outcome; marks them processed.
+    Several pushes share one read of the loans they touch and one write of their events."""
+    parsed = [
+        (push, [parse_item(i, raw) for i, raw in enumerate(json.loads(push.raw_body)["items"])]) for push in pushes
+    ]
+    wanted = {i.loan_id for _, items in parsed for i in items if i.rejection is None and i.loan_id is not None}
     ledgers: dict[uuid.UUID, Ledger] = await Ledgers.open(session, wanted)
-    ids = [i.transaction_id for i in items if i.rejection is None and i.type != "notice"]
-    known: dict[str, Transaction] = {}
+    ids = {i.transaction_id for _, items in parsed for i in items if i.rejection is None and i.type != "notice"}
+    lenders = {push.lender_id for push in pushes}
+    known: dict[tuple[uuid.UUID, str], Transaction] = {}
     if ids:
         for txn in (
             await session.scalars(
-                select(Transaction).where(Transaction.lender_id == push.lender_id, Transaction.external_id.in_(ids))
+                select(Transaction).where(
+                    Transaction.lender_id
+                    == any_(bindparam("lenders", list(lenders), type_=ARRAY(PG_UUID(as_uuid=True)))),
+                    Transaction.external_id == any_(bindparam("ids", list(ids), type_=ARRAY(String()))),
+                )
             )
         ).all():
             assert txn.external_id is not None
-            known[txn.external_id] = txn
-    notices_seen = await _notices_seen(session, push, [i.transaction_id for i in items if i.type == "notice"])
+            known[(txn.lender_id, txn.external_id)] = txn
+    async with batched(session, event_tables):  # the events: written together at the end, not one by one
+        for push, items in parsed:
+            notices_seen = await _notices_seen(session, push, [i.transaction_id for i in items if i.type == "notice"])
+            await _apply_items(session, push, items, ledgers, known, notices_seen)
+    await session.flush()
+    rows = []
+    stamp = now or datetime.now(UTC)
+    for push, items in parsed:
+        counts = {"applied": 0, "duplicate": 0, "rejected": 0}
+        for item in items:
+            status = "rejected" if item.rejection is not None else item.outcome["status"]
+            counts[status] += 1
+            rows.append(
+                {
+                    "push_id": push.id,
+                    "index": item.index,
+                    "type": item.type,
+                    "transaction_id": item.transaction_id,
+                    "loan_id": item.loan_ref,
+                    "status": status,
+                    "reason": item.rejection.reason if item.rejection else None,
+                    "detail": item.rejection.detail if item.rejection else item.message,
+                    "loan_transaction_id": item.outcome.get("loan_transaction_id"),
+                }
+            )
+        push.status, push.processed_at = "processed", stamp
+        push.applied, push.duplicates, push.rejected = counts["applied"], counts["duplicate"], counts["rejected"]
+    if rows:
+        await session.execute(insert(PushItem), rows)
+    await session.flush()
+
+
+async def apply_push(session: AsyncSession, push: LenderPush, *, now: datetime | None = None) -> None:
+    await apply_pushes(session, [push], now=now)
+
+
+async def _apply_items(
+    session: AsyncSession,
+    push: LenderPush,
+    items: list[Item],
+    ledgers: dict[uuid.UUID, Ledger],
+    known: dict[tuple[uuid.UUID, str], Transaction],
+    notices_seen: set[str],
+) -> None:
     for item in items:
         if item.rejection is not None:
             continue
@@ -148,7 +202,7 @@ async def apply_push(session: AsyncSession, push: LenderPush, *, now: datetime |
                 continue
             kind = ITEM_KINDS[item.type or ""]
             assert item.amount is not None and item.currency is not None and item.value_date is not None
-            earlier = known.get(item.transaction_id)
+            earlier = known.get((push.lender_id, item.transaction_id))
             if earlier is not None:
                 if not _same(earlier, item, kind):
                     raise Rejection(
@@ -183,36 +237,12 @@ async def apply_push(session: AsyncSession, push: LenderPush, *, now: datetime |
                     external_id=item.transaction_id,
                     push_id=push.id,
                 )
-            known[item.transaction_id] = txn
+            known[(push.lender_id, item.transaction_id)] = txn
             item.outcome = {"status": "applied", "loan_transaction_id": txn.id}
         except Refused as exc:
             item.rejection = Rejection(exc.reason, exc.detail)
         except Rejection as exc:
             item.rejection = exc
-    await session.flush()
-    rows = []
-    counts = {"applied": 0, "duplicate": 0, "rejected": 0}
-    for item in items:
-        status = "rejected" if item.rejection is not None else item.outcome["status"]
-        counts[status] += 1
-        rows.append(
-            {
-                "push_id": push.id,
-                "index": item.index,
-                "type": item.type,
-                "transaction_id": item.transaction_id,
-                "loan_id": item.loan_ref,
-                "status": status,
-                "reason": item.rejection.reason if item.rejection else None,
-                "detail": item.rejection.detail if item.rejection else item.message,
-                "loan_transaction_id": item.outcome.get("loan_transaction_id"),
-            }
-        )
-    if rows:
-        await session.execute(insert(PushItem), rows)
-    push.status, push.processed_at = "processed", now or datetime.now(UTC)
-    push.applied, push.duplicates, push.rejected = counts["applied"], counts["duplicate"], counts["rejected"]
-    await session.flush()
 
 
 async def _notices_seen(session: AsyncSession, push: LenderPush, ids: list[str | None]) -> set[str]:
@@ -233,23 +263,36 @@ async def _notices_seen(session: AsyncSession, push: LenderPush, ids: list[str |
 
 
 async def process_next(
-    session: AsyncSession, *, claimed_hook: Callable[[uuid.UUID], None] | None = None
-) -> uuid.UUID | None:
-    """Claims the oldest received push no one else is applying, applies it; answers its id (None when idle).
-    The caller commits."""
-    push = await session.scalar(
-        select(LenderPush)
-        .where(LenderPush.status == "received")
-        .order_by(LenderPush.attempts, LenderPush.received_at, LenderPush.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if push is None:
-        return None
+    session: AsyncSession,
+    *,
+    max_pushes: int = 1,
+    max_items: int = 5000,
+    claimed_hook: Callable[[list[uuid.UUID]], None] | None = None,
+) -> list[uuid.UUID]:
+    """Claims the oldest received pushes no one else is applying (up to `max_pushes`, and `max_items` items
+    beyond the first), applies them; answers their ids (none when idle). The caller commits."""
+    claimed = (
+        await session.scalars(
+            select(LenderPush)
+            .where(LenderPush.status == "received")
+            .order_by(LenderPush.attempts, LenderPush.received_at, LenderPush.id)
+            .limit(max_pushes)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    pushes: list[LenderPush] = []
+    items = 0
+    for push in claimed:
+        if pushes and items + push.item_count > max_items:
+            break  # left for the next round (still locked by this transaction, so no one else takes it meanwhile)
+        pushes.append(push)
+        items += push.item_count
+    if not pushes:
+        return []
     if claimed_hook is not None:
-        claimed_hook(push.id)
-    await apply_push(session, push)
-    return push.id
+        claimed_hook([p.id for p in pushes])
+    await apply_pushes(session, pushes)
+    return [p.id for p in pushes]
 
 
 async def notify(session: AsyncSession) -> None:
@@ -261,10 +304,13 @@ async def notify(session: AsyncSession) -> None:
 class Processor:
     """Applies stored pushes in the background: woken at each stored push, polling as a fallback."""
 
-    engine: AsyncEngine
+    engine: AsyncEngine | None
     poll_seconds: float = 2.0
+    batch_pushes: int = 100  # pushes applied together in one transaction
+    batch_items: int = 5000  # ... up to about this many items
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None  # default: sessions on `engine`
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _current: uuid.UUID | None = None
+    _current: list[uuid.UUID] = field(default_factory=list)
 
     def wake(self) -> None:
         self._wake.set()
@@ -280,39 +326,65 @@ class Processor:
                 await task
 
     async def drain(self) -> int:
-        """Applies pushes until none is waiting; answers how many. A push whose application fails unexpectedly
-        (not an item's rejection: a fault) is tried again behind the others, and set aside as `failed` after
-        `MAX_ATTEMPTS`, for staff to look at; it is never dropped."""
-        sessionmaker = make_sessionmaker(self.engine)
+        """Applies pushes until none is waiting, several at a time; answers how many. When a batch fails (a fault,
+        not an item's rejection), its pushes are tried one by one, so one bad push cannot hold the others back;
+        a push that fails alone is tried again behind the others, and set aside as `failed` after
+        `MAX_ATTEMPTS`, for staff to look at. None is ever dropped."""
+        sessionmaker = self.sessionmaker or make_sessionmaker(self.engine)
         done = 0
         while True:
-            claimed: uuid.UUID | None = None
+            self._current = []
             try:
                 async with sessionmaker() as session, session.begin():
-                    claimed = await process_next(session, claimed_hook=self._claimed)
-                    if claimed is None:
-                        return done
-            except Exception as exc:
-                failed = self._current
-                if failed is None:
-                    raise
-                log.exception("applying lender push %s failed", failed)
-                async with sessionmaker() as session, session.begin():
-                    await session.execute(
-                        update(LenderPush)
-                        .where(LenderPush.id == failed, LenderPush.status == "received")
-                        .values(
-                            attempts=LenderPush.attempts + 1,
-                            last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                            status=text(f"CASE WHEN attempts + 1 >= {MAX_ATTEMPTS} THEN 'failed' ELSE status END"),
-                        )
+                    claimed = await process_next(
+                        session, max_pushes=self.batch_pushes, max_items=self.batch_items, claimed_hook=self._claimed
                     )
-            finally:
-                self._current = None
-            done += 1
+                if not claimed:
+                    return done
+                done += len(claimed)
+            except Exception as exc:
+                failed = list(self._current)
+                if not failed:
+                    raise
+                if len(failed) > 1:
+                    log.warning("applying %d lender pushes together failed; applying them one by one", len(failed))
+                    for push_id in failed:
+                        done += await self._alone(sessionmaker, push_id)
+                    continue
+                await self._set_aside(sessionmaker, failed[0], exc)
 
-    def _claimed(self, push_id: uuid.UUID) -> None:
-        self._current = push_id
+    async def _alone(self, sessionmaker: async_sessionmaker[AsyncSession], push_id: uuid.UUID) -> int:
+        try:
+            async with sessionmaker() as session, session.begin():
+                push = await session.scalar(
+                    select(LenderPush)
+                    .where(LenderPush.id == push_id, LenderPush.status == "received")
+                    .with_for_update(skip_locked=True)
+                )
+                if push is None:
+                    return 0
+                await apply_pushes(session, [push])
+                return 1
+        except Exception as exc:
+            await self._set_aside(sessionmaker, push_id, exc)
+            return 0
+
+    @staticmethod
+    async def _set_aside(sessionmaker: async_sessionmaker[AsyncSession], push_id: uuid.UUID, exc: Exception) -> None:
+        log.error("applying lender push %s failed: %s", push_id, exc, exc_info=exc)
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                update(LenderPush)
+                .where(LenderPush.id == push_id, LenderPush.status == "received")
+                .values(
+                    attempts=LenderPush.attempts + 1,
+                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    status=text(f"CASE WHEN attempts + 1 >= {MAX_ATTEMPTS} THEN 'failed' ELSE status END"),
+                )
+            )
+
+    def _claimed(self, push_ids: list[uuid.UUID]) -> None:
+        self._current = push_ids
 
     async def run(self) -> None:
         while True:
