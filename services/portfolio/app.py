@@ -14,12 +14,11 @@ from services.portfolio.loans.events import LOANS_FROM_APPROVALS
 from services.portfolio.loans.router import admin as loans_admin
 from services.portfolio.loans.router import router as loans_router
 from services.portfolio.models import SCHEMA, events, metadata
-from services.portfolio.pushes.processor import WAKE_CHANNEL, Processor
+from services.portfolio.pushes.processor import Processor
 from services.portfolio.pushes.router import router as pushes_router
 from services.portfolio.pushes.router import webhooks as pushes_webhooks
 from services.portfolio.settings import Settings
 from shared.app import create_service_app
-from shared.events.outbox import listening
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -29,15 +28,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
 
     @contextlib.asynccontextmanager
     async def background(app: FastAPI) -> AsyncIterator[None]:
-        """Applies lenders' pushes (woken by NOTIFY at each stored push) and closes each day once it is over."""
+        """Applies lenders' pushes (woken as this process stores one; polling for the others) and closes each day
+        once it is over."""
         async with contextlib.AsyncExitStack() as stack:
             if settings.pushes_enabled:
                 processor = Processor(app.state.engine, poll_seconds=settings.pushes_poll_seconds)
                 app.state.push_processor = processor
                 await stack.enter_async_context(processor.running())
-                await stack.enter_async_context(
-                    listening(settings.require_database_url(), {WAKE_CHANNEL: lambda _payload: processor.wake()})
-                )
             if settings.close_of_day_enabled:
                 await stack.enter_async_context(
                     daily_close(app.state.engine, every_seconds=settings.close_of_day_check_seconds)

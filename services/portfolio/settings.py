@@ -9,9 +9,9 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PORTFOLIO_", extra="ignore")
 
     port: int = 8002
-    # lenders' pushes are applied in the background, woken at each stored push; polling is the fallback
+    # lenders' pushes are applied in the background, at once for those this process stored, by polling for others
     pushes_enabled: bool = True
-    pushes_poll_seconds: float = 2.0
+    pushes_poll_seconds: float = 0.5
     # the daily close of day: closes yesterday (UTC) once, checked at start and then at this interval
     close_of_day_enabled: bool = True
     close_of_day_check_seconds: float = 3600.0

@@ -102,7 +102,7 @@ async def push_load(
                         "items": [
                             {
                                 "type": "repayment",
-                                "transaction_id": f"B-{w}-{n}-{k}",
+                                "transaction_id": f"B{items}-{w}-{n}-{k}",
                                 "loan_id": loans[(n * items + k) % len(loans)],
                                 "amount": {"amount": "1", "currency": "XOF"},
                                 "value_date": day,

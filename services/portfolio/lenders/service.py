@@ -3,7 +3,9 @@ retired (two valid at once, never more), so a lender can switch without losing a
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -61,6 +63,7 @@ async def update_lender(session: AsyncSession, *, lender: Lender, spec: LenderUp
             await session.flush()
     except IntegrityError:
         raise Conflict(f"a lender named {spec.name!r} already exists") from None
+    forget_secrets(lender.id)  # an inactive lender's pushes are refused
     return lender
 
 
@@ -73,6 +76,37 @@ async def valid_secrets(session: AsyncSession, lender_id: uuid.UUID) -> list[Len
     return list((await session.scalars(query)).all())
 
 
+SECRETS_TTL_SECONDS = 5.0
+_SECRETS_CACHE_SIZE = 10_000
+_secrets_cache: OrderedDict[uuid.UUID, tuple[float, list[str]]] = OrderedDict()
+
+
+async def signing_secrets(session: AsyncSession, lender_id: uuid.UUID) -> list[str]:
+    """The secrets a push from this lender may be signed with (newest first; none for an unknown or inactive
+    lender), cached for `SECRETS_TTL_SECONDS` so that a burst of pushes does not read them each time. A rotation
+    or retirement takes effect at once in the process that made it, and within that delay in the others."""
+    now = time.monotonic()
+    hit = _secrets_cache.get(lender_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    rows = await session.scalars(
+        select(LenderSecret.secret)
+        .join(Lender, Lender.id == LenderSecret.lender_id)
+        .where(LenderSecret.lender_id == lender_id, LenderSecret.retired_at.is_(None), Lender.active.is_(True))
+        .order_by(LenderSecret.created_at.desc())
+    )
+    secrets = list(rows.all())
+    _secrets_cache[lender_id] = (now + SECRETS_TTL_SECONDS, secrets)
+    _secrets_cache.move_to_end(lender_id)
+    while len(_secrets_cache) > _SECRETS_CACHE_SIZE:
+        _secrets_cache.popitem(last=False)
+    return secrets
+
+
+def forget_secrets(lender_id: uuid.UUID) -> None:
+    _secrets_cache.pop(lender_id, None)
+
+
 async def rotate_secret(session: AsyncSession, *, lender: Lender) -> LenderSecret:
     """A new secret; the newest previous one stays valid (until retired), any older one is retired now."""
     await session.refresh(lender, with_for_update=True)
@@ -82,6 +116,7 @@ async def rotate_secret(session: AsyncSession, *, lender: Lender) -> LenderSecre
     secret = LenderSecret(id=uuid.uuid4(), lender_id=lender.id, secret=generate_secret(), created_at=now)
     session.add(secret)
     await session.flush()
+    forget_secrets(lender.id)
     return secret
 
 
@@ -95,4 +130,5 @@ async def retire_secret(session: AsyncSession, *, lender: Lender, secret_id: uui
         raise Conflict("this is the lender's only valid secret: rotate first, then retire the old one")
     target.retired_at = datetime.now(UTC)
     await session.flush()
+    forget_secrets(lender.id)
     return target

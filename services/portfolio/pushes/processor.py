@@ -40,7 +40,6 @@ log = logging.getLogger("services.portfolio.pushes")
 ITEM_KINDS = {"repayment": Kind.repayment, "recovery": Kind.recovery, "disbursement": Kind.disbursement}
 ITEM_TYPES = (*ITEM_KINDS, "notice")
 _AMOUNT_RE = re.compile(r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,8})?$")
-WAKE_CHANNEL = "fisiq_pushes_portfolio"
 MAX_ATTEMPTS = 5
 
 
@@ -295,17 +294,13 @@ async def process_next(
     return [p.id for p in pushes]
 
 
-async def notify(session: AsyncSession) -> None:
-    """Wakes the processors (at commit) when a push has been stored."""
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
-
-
 @dataclass
 class Processor:
-    """Applies stored pushes in the background: woken at each stored push, polling as a fallback."""
+    """Applies stored pushes in the background: woken when this process stores a push, and polling every
+    `poll_seconds` for the pushes other processes stored (or that a crash left behind)."""
 
     engine: AsyncEngine | None
-    poll_seconds: float = 2.0
+    poll_seconds: float = 0.5
     batch_pushes: int = 100  # pushes applied together in one transaction
     batch_items: int = 5000  # ... up to about this many items
     sessionmaker: async_sessionmaker[AsyncSession] | None = None  # default: sessions on `engine`

@@ -9,20 +9,18 @@ recoveries, loan notices; each idempotent by the lender's transaction id) is asy
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from services.portfolio.lenders.models import Lender
-from services.portfolio.lenders.service import valid_secrets
+from services.portfolio.lenders.service import signing_secrets
 from services.portfolio.pushes.models import LenderPush, PushItem
-from services.portfolio.pushes.processor import notify
 from shared.auth import STAFF_ROLES, CurrentPrincipal, Principal, Role
-from shared.db import SessionDep, TransactionalRoute
+from shared.db import SessionDep, TransactionalRoute, on_commit
 from shared.pagination import Page, keyset, page_of
 from shared.problems import Forbidden, NotFound, Problem, Unauthorized, UnprocessableContent, problem_responses
 from shared.webhooks.secrets import WebhookRejected, verify
@@ -82,8 +80,7 @@ async def receive_push(lender_id: uuid.UUID, request: Request, session: SessionD
         if len(raw) > MAX_PUSH_BYTES:
             raise Problem(f"a push may be at most {MAX_PUSH_BYTES} bytes", status=413, slug="body-too-large")
     body = bytes(raw)
-    lender = await session.get(Lender, lender_id)
-    secrets = [s.secret for s in await valid_secrets(session, lender_id)] if lender is not None else []
+    secrets = await signing_secrets(session, lender_id)
     if not secrets:
         raise Unauthorized("the signature is not valid for this lender")  # unknown lender: the same answer
     try:
@@ -103,34 +100,45 @@ async def receive_push(lender_id: uuid.UUID, request: Request, session: SessionD
         ) from None
     if len(items) > MAX_ITEMS:
         raise UnprocessableContent(f"a push may carry at most {MAX_ITEMS} items; split it")
-    new_id = await session.scalar(
-        insert(LenderPush)
-        .values(
-            id=uuid.uuid4(),
-            lender_id=lender_id,
-            webhook_id=webhook_id,
-            raw_body=body,
-            item_count=len(items),
-            received_at=func.clock_timestamp(),  # the pushes are applied in the order received
+    pushes = cast(Table, LenderPush.__table__)
+    returned = (pushes.c.id, pushes.c.status, pushes.c.received_at, pushes.c.item_count)
+    stored = (
+        await session.execute(
+            insert(pushes)
+            .values(
+                id=uuid.uuid4(),
+                lender_id=lender_id,
+                webhook_id=webhook_id,
+                raw_body=body,
+                item_count=len(items),
+                received_at=func.clock_timestamp(),  # the pushes are applied in the order received
+            )
+            .on_conflict_do_nothing(constraint="uq_lender_pushes_webhook_id")
+            .returning(*returned)
         )
-        .on_conflict_do_nothing(constraint="uq_lender_pushes_webhook_id")
-        .returning(LenderPush.id)
-    )
-    push = await session.scalar(
-        select(LenderPush).where(LenderPush.lender_id == lender_id, LenderPush.webhook_id == webhook_id)
-    )
-    assert push is not None
-    if new_id is not None:
-        await notify(session)  # delivered at commit: a processor applies the items
+    ).first()
+    duplicate = stored is None
+    if stored is None:  # a retry of a push already received: the same receipt, nothing stored twice
+        stored = (
+            await session.execute(
+                select(*returned).where(pushes.c.lender_id == lender_id, pushes.c.webhook_id == webhook_id)
+            )
+        ).one()
+    else:
+        # once committed, this process's processor applies it at once; other processes poll. (Not NOTIFY: a
+        # transaction that notifies holds a cluster-wide lock through its commit, which would serialize pushes.)
+        processor = getattr(request.app.state, "push_processor", None)
+        if processor is not None:
+            on_commit(request, processor.wake)
     receipt = PushReceipt(
-        push_id=push.id,
+        push_id=stored.id,
         webhook_id=webhook_id,
-        items=push.item_count,
-        status=push.status,
-        received_at=push.received_at,
-        duplicate=new_id is None,
+        items=stored.item_count,
+        status=stored.status,
+        received_at=stored.received_at,
+        duplicate=duplicate,
     )
-    return JSONResponse(receipt.model_dump(mode="json"), status_code=202 if new_id is not None else 200)
+    return JSONResponse(receipt.model_dump(mode="json"), status_code=200 if duplicate else 202)
 
 
 class PushOut(BaseModel):
