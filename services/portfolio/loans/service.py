@@ -16,10 +16,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import any_, bindparam, select
+from sqlalchemy import any_, bindparam, event, inspect, select
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from services.portfolio.db import events as event_tables
 from services.portfolio.loans.ledger import Allocation, Book, Due, Entry, Kind, replay, restore, snapshot
@@ -27,14 +28,7 @@ from services.portfolio.loans.models import Instalment, Loan, Participant, Portf
 from services.portfolio.loans.split import split
 from services.portfolio.schedules.generator import Frequency, Method
 from services.portfolio.schedules.versions import ScheduleTerms
-from shared.contracts.portfolio import (
-    AllocationV1,
-    LoanDisbursedV1,
-    LoanFactsV1,
-    LoanRepaidV1,
-    RecoveryReceivedV1,
-    RepaymentAppliedV1,
-)
+from shared.contracts.portfolio import LoanDisbursedV1, LoanRepaidV1  # also registers the contracts
 from shared.events.outbox import publish
 from shared.money import format_amount
 
@@ -54,17 +48,18 @@ def schedule_terms(loan: Loan) -> ScheduleTerms | None:
 
 
 def facts(loan: Loan) -> dict[str, Any]:
-    return LoanFactsV1(
-        loan_id=loan.id,
-        application_id=loan.application_id,
-        lender_id=loan.lender_id,
-        business_id=loan.business_id,
-        ica_id=loan.ica_id,
-        country=loan.country,
-        currency=loan.currency,
-        outstanding_principal=format_amount(loan.outstanding_principal, loan.currency),
-        status=loan.status,
-    ).model_dump(mode="json")
+    """The `LoanFactsV1` part of every loan event, as JSON (`publish` validates the whole payload)."""
+    return {
+        "loan_id": str(loan.id),
+        "application_id": str(loan.application_id),
+        "lender_id": str(loan.lender_id),
+        "business_id": str(loan.business_id),
+        "ica_id": str(loan.ica_id),
+        "country": loan.country,
+        "currency": loan.currency,
+        "outstanding_principal": format_amount(loan.outstanding_principal, loan.currency),
+        "status": loan.status,
+    }
 
 
 def allocation_json(allocation: Allocation, currency: str) -> dict[str, str]:
@@ -197,7 +192,15 @@ class Ledger:
         loan.outstanding_principal = book.outstanding_principal
         loan.credit = book.credit
         loan.written_off_principal = book.written_off_principal
-        loan.book = {"version": self.version, **snapshot(book)}
+        # the snapshot (`loan.book`) is written once before the next flush, however many changes come before it
+        dirty: dict[uuid.UUID, Ledger] | None = None
+        state = inspect(loan)
+        if state.session is not None:
+            dirty = state.session.info.setdefault(_DIRTY, {})
+        if dirty is None:
+            loan.book = {"version": self.version, **snapshot(book)}
+        else:
+            dirty[loan.id] = self
         if book.written_off_on is not None:
             loan.status = "written_off"
         elif book.disbursed == 0:
@@ -209,6 +212,16 @@ class Ledger:
             loan.status = "active"
             loan.closed_on = None
         loan.updated_at = datetime.now(UTC)
+
+
+_DIRTY = "fisiq_portfolio_dirty_ledgers"
+
+
+@event.listens_for(Session, "before_flush")
+def _write_snapshots(session: Session, _context: object, _instances: object) -> None:
+    dirty: dict[uuid.UUID, Ledger] | None = session.info.pop(_DIRTY, None)
+    for ledger in (dirty or {}).values():
+        ledger.loan.book = {"version": ledger.version, **snapshot(ledger.book)}
 
 
 class Ledgers:
@@ -360,31 +373,22 @@ async def announce_payment(
     loan = ledger.loan
     body = {
         **facts(loan),
-        "transaction_id": txn.id,
+        "transaction_id": str(txn.id),
         "external_id": txn.external_id,
         "amount": format_amount(txn.amount, loan.currency),
-        "value_date": txn.value_date,
-        "allocation": AllocationV1(**allocation_json(allocation or Allocation(), loan.currency)),
+        "value_date": txn.value_date.isoformat(),
+        "allocation": allocation_json(allocation or Allocation(), loan.currency),
         "split": txn.split,
     }
-    if txn.kind == Kind.recovery:
-        await publish(
-            session,
-            event_tables,
-            event_type="loan.recovery_received",
-            aggregate_type="loan",
-            aggregate_id=str(loan.id),
-            payload=RecoveryReceivedV1(**body),
-        )
-    else:
-        await publish(
-            session,
-            event_tables,
-            event_type="loan.repayment_applied",
-            aggregate_type="loan",
-            aggregate_id=str(loan.id),
-            payload=RepaymentAppliedV1(**body),
-        )
+    # a plain dict: `publish` validates it against the contract (RecoveryReceivedV1 / RepaymentAppliedV1) once
+    await publish(
+        session,
+        event_tables,
+        event_type="loan.recovery_received" if txn.kind == Kind.recovery else "loan.repayment_applied",
+        aggregate_type="loan",
+        aggregate_id=str(loan.id),
+        payload=body,
+    )
 
 
 async def announce_disbursement(session: AsyncSession, ledger: Ledger, txn: Transaction) -> None:
