@@ -243,3 +243,23 @@ async def test_pushes_applied_together_stay_separate_and_a_faulty_one_is_set_asi
     assert "TypeError" in pushes[broken].last_error
     staff = (await api.get(f"/api/v1/portfolio/lenders/{first_id}/pushes?status=failed", headers=MANAGER)).json()
     assert [p["id"] for p in staff["items"]] == [str(broken)]
+
+
+async def test_a_backdated_item_after_another_in_the_same_push_sees_it(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    lender_id, secret = await new_lender(api, "Banque de l'Est")
+    (loan,) = await xof_loans(api, connection, lender_id, 1)
+    later = repayment(loan, "E-2", "600000", on="2025-03-01")
+    earlier = repayment(loan, "E-1", "400000", on="2025-02-20")
+    await send(api, lender_id, secret, [later, earlier])
+    await drain(connection)
+    now = (await api.get(f"/api/v1/portfolio/loans/{loan}", headers=MANAGER)).json()
+    replayed = (await api.get(f"/api/v1/portfolio/loans/{loan}/position", headers=MANAGER)).json()
+    # the loan's running figures (kept by the push) equal a replay of every transaction from the database
+    assert now["outstanding_principal"] == replayed["outstanding_principal"]
+    assert replayed["principal_paid"]["amount"] == str(12000000 - int(now["outstanding_principal"]["amount"]))
+    statement = (await api.get(f"/api/v1/portfolio/loans/{loan}/transactions", headers=MANAGER)).json()["items"]
+    assert sorted(t["external_id"] for t in statement if t["kind"] == "repayment") == ["E-1", "E-2"]
+    # 1,000,000 XOF paid: the first instalment's interest (120,000) first, the rest to principal
+    assert int(replayed["principal_paid"]["amount"]) > 0

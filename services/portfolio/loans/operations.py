@@ -130,7 +130,7 @@ async def disburse(
     )
     txn.outstanding_after = ledger.book.outstanding_principal
     ledger.settle()
-    session.add(txn)
+    ledger.keep(session, txn)
     await announce_disbursement(session, ledger, txn)
     return txn
 
@@ -174,7 +174,7 @@ async def pay(
         comment=comment,
     )
     ledger.settle()
-    session.add(txn)
+    ledger.keep(session, txn)
     await announce_payment(session, ledger, txn, allocation)
     await announce_closure(session, ledger)
     return txn
@@ -204,7 +204,7 @@ async def charge(
         kind=kind, amount=amount, value_date=value_date, actor=actor, comment=comment, instalment=instalment
     )
     ledger.settle()
-    session.add(txn)
+    ledger.keep(session, txn)
     return txn
 
 
@@ -268,7 +268,7 @@ async def write_off(
         }
     loan.write_off_reason = reason
     ledger.settle()
-    session.add(txn)
+    ledger.keep(session, txn)
     await publish(
         session,
         event_tables,

@@ -9,14 +9,15 @@ loan's as-of-now columns in step and announces the change, all in the caller's d
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import any_, bindparam, event, inspect, select
+from sqlalchemy import Table, any_, bindparam, event, insert, inspect, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,8 +96,14 @@ class Ledger:
     schedule: list[Due]
     transactions: list[tuple[Transaction, Entry]] | None  # None: not loaded (the book came from the snapshot)
     initial: Book | None = None  # the book restored from the snapshot, when the transactions are not loaded
+    # detached: the loan is not in the session; its changes are written by `Ledgers.write()` and its new
+    # transactions inserted from `staged` (a lender's push: hundreds of loans in one statement each)
+    detached: bool = False
     book: Book = field(init=False)
     status_before: str = field(init=False)
+    pending: list[tuple[Transaction, Entry]] = field(default_factory=list)  # recorded before the history was loaded
+    staged: list[Transaction] = field(default_factory=list)
+    dirty: bool = False
 
     def __post_init__(self) -> None:
         if self.transactions is None:
@@ -105,6 +112,13 @@ class Ledger:
         else:
             self.replay()
         self.status_before = self.loan.status
+
+    def keep(self, session: AsyncSession, txn: Transaction) -> None:
+        """A new transaction to write: added to the session, or staged for `Ledgers.write()` when detached."""
+        if self.detached:
+            self.staged.append(txn)
+        else:
+            session.add(txn)
 
     @property
     def last_value_date(self) -> date | None:
@@ -121,12 +135,15 @@ class Ledger:
         """Loads the live transactions (once), so the book can be replayed."""
         if self.transactions is not None:
             return
+        pending_ids = {t.id for t, _ in self.pending}
         rows = await session.scalars(
             select(Transaction)
             .where(Transaction.loan_id == self.loan.id, Transaction.reversed_at.is_(None))
             .order_by(Transaction.seq)
         )
-        self.transactions = [(t, entry_of(t)) for t in rows.all()]
+        # what this transaction recorded and has not written yet comes after everything written
+        self.transactions = [(t, entry_of(t)) for t in rows.all() if t.id not in pending_ids] + self.pending
+        self.pending = []
 
     async def prepare(self, session: AsyncSession, value_date: date) -> None:
         """Before recording a transaction of `value_date`: loads the history when it is backdated."""
@@ -175,6 +192,8 @@ class Ledger:
         entry = entry_of(txn, next(_TEMP_SEQ))
         if self.transactions is not None:
             self.transactions.append((txn, entry))
+        else:
+            self.pending.append((txn, entry))
         if in_order:
             self.book.apply(entry)
         else:  # a backdated transaction: the book is replayed so that it lands where its value date puts it
@@ -192,15 +211,12 @@ class Ledger:
         loan.outstanding_principal = book.outstanding_principal
         loan.credit = book.credit
         loan.written_off_principal = book.written_off_principal
-        # the snapshot (`loan.book`) is written once before the next flush, however many changes come before it
-        dirty: dict[uuid.UUID, Ledger] | None = None
+        # the snapshot (`loan.book`) is written once before the next flush (or by `Ledgers.write`), however many
+        # changes come before it
+        self.dirty = True
         state = inspect(loan)
         if state.session is not None:
-            dirty = state.session.info.setdefault(_DIRTY, {})
-        if dirty is None:
-            loan.book = {"version": self.version, **snapshot(book)}
-        else:
-            dirty[loan.id] = self
+            state.session.info.setdefault(_DIRTY, {})[loan.id] = self
         if book.written_off_on is not None:
             loan.status = "written_off"
         elif book.disbursed == 0:
@@ -222,15 +238,17 @@ def _write_snapshots(session: Session, _context: object, _instances: object) -> 
     dirty: dict[uuid.UUID, Ledger] | None = session.info.pop(_DIRTY, None)
     for ledger in (dirty or {}).values():
         ledger.loan.book = {"version": ledger.version, **snapshot(ledger.book)}
+        ledger.dirty = False
 
 
 class Ledgers:
     @staticmethod
     async def open(
-        session: AsyncSession, loan_ids: Iterable[uuid.UUID], *, lock: bool = True
+        session: AsyncSession, loan_ids: Iterable[uuid.UUID], *, lock: bool = True, detached: bool = False
     ) -> dict[uuid.UUID, Ledger]:
         """Loads the loans (row-locked in id order, so two writers never deadlock), their shares, the schedule
-        version in force now and their live (unreversed) transactions."""
+        version in force now and their live (unreversed) transactions. `detached`: the loans are read as plain
+        rows, outside the session; the caller writes them back with `Ledgers.write()`."""
         ids = sorted(set(loan_ids))
         if not ids:
             return {}
@@ -239,7 +257,16 @@ class Ledgers:
         query = select(Loan).where(Loan.id == any_(wanted)).order_by(Loan.id)
         if lock:
             query = query.with_for_update()
-        loans = {loan.id: loan for loan in (await session.scalars(query)).all()}
+        if detached:
+            table = cast(Table, Loan.__table__)
+            rows = await session.execute(
+                select(table).where(table.c.id == any_(wanted)).order_by(table.c.id).with_for_update(skip_locked=False)
+                if lock
+                else select(table).where(table.c.id == any_(wanted))
+            )
+            loans = {row.id: Loan(**row._mapping) for row in rows}
+        else:
+            loans = {loan.id: loan for loan in (await session.scalars(query)).all()}
         if not loans:
             return {}
         shares: dict[uuid.UUID, dict[str, Decimal]] = {i: {} for i in loans}
@@ -317,9 +344,75 @@ class Ledgers:
                 schedule=schedules[i],
                 transactions=txns[i],
                 initial=snapshots[i],
+                detached=detached,
             )
             for i, loan in loans.items()
         }
+
+    @staticmethod
+    async def write(session: AsyncSession, ledgers: Iterable[Ledger]) -> None:
+        """Writes back detached ledgers: their new transactions in one INSERT, their loans in one UPDATE."""
+        changed = [ledger for ledger in ledgers if ledger.detached]
+        staged = [txn for ledger in changed for txn in ledger.staged]
+        if staged:
+            await session.execute(
+                insert(cast(Table, Transaction.__table__)),
+                [{c: getattr(txn, c) for c in _TRANSACTION_COLUMNS} for txn in staged],
+            )
+        for ledger in changed:
+            ledger.staged = []
+        dirty = [ledger for ledger in changed if ledger.dirty]
+        if not dirty:
+            return
+        for ledger in dirty:
+            ledger.loan.book = {"version": ledger.version, **snapshot(ledger.book)}
+            ledger.dirty = False
+        await session.execute(
+            text(
+                """
+                UPDATE portfolio.loans AS l SET
+                    disbursed = v.disbursed, outstanding_principal = v.outstanding, credit = v.credit,
+                    written_off_principal = v.written_off, status = v.status, closed_on = v.closed_on,
+                    book = v.book, updated_at = v.updated_at
+                FROM unnest(CAST(:ids AS uuid[]), CAST(:disbursed AS numeric[]), CAST(:outstanding AS numeric[]),
+                            CAST(:credit AS numeric[]), CAST(:written_off AS numeric[]), CAST(:status AS text[]),
+                            CAST(:closed_on AS date[]), CAST(:book AS jsonb[]), CAST(:updated_at AS timestamptz[]))
+                     AS v(id, disbursed, outstanding, credit, written_off, status, closed_on, book, updated_at)
+                WHERE l.id = v.id
+                """
+            ),
+            {
+                "ids": [x.loan.id for x in dirty],
+                "disbursed": [x.loan.disbursed for x in dirty],
+                "outstanding": [x.loan.outstanding_principal for x in dirty],
+                "credit": [x.loan.credit for x in dirty],
+                "written_off": [x.loan.written_off_principal for x in dirty],
+                "status": [x.loan.status for x in dirty],
+                "closed_on": [x.loan.closed_on for x in dirty],
+                "book": [json.dumps(x.loan.book) for x in dirty],
+                "updated_at": [x.loan.updated_at for x in dirty],
+            },
+        )
+
+
+_TRANSACTION_COLUMNS = (
+    "id",
+    "loan_id",
+    "lender_id",
+    "kind",
+    "amount",
+    "currency",
+    "value_date",
+    "instalment",
+    "external_id",
+    "source",
+    "push_id",
+    "comment",
+    "split",
+    "allocation",
+    "outstanding_after",
+    "recorded_by",
+)
 
 
 async def open_ledger(session: AsyncSession, loan_id: uuid.UUID) -> Ledger | None:

@@ -122,7 +122,7 @@ async def apply_pushes(session: AsyncSession, pushes: list[LenderPush], *, now: 
         (push, [parse_item(i, raw) for i, raw in enumerate(json.loads(push.raw_body)["items"])]) for push in pushes
     ]
     wanted = {i.loan_id for _, items in parsed for i in items if i.rejection is None and i.loan_id is not None}
-    ledgers: dict[uuid.UUID, Ledger] = await Ledgers.open(session, wanted)
+    ledgers: dict[uuid.UUID, Ledger] = await Ledgers.open(session, wanted, detached=True)
     ids = {i.transaction_id for _, items in parsed for i in items if i.rejection is None and i.type != "notice"}
     lenders = {push.lender_id for push in pushes}
     known: dict[tuple[uuid.UUID, str], Transaction] = {}
@@ -142,6 +142,7 @@ async def apply_pushes(session: AsyncSession, pushes: list[LenderPush], *, now: 
         for push, items in parsed:
             notices_seen = await _notices_seen(session, push, [i.transaction_id for i in items if i.type == "notice"])
             await _apply_items(session, push, items, ledgers, known, notices_seen)
+    await Ledgers.write(session, ledgers.values())
     await session.flush()
     rows = []
     stamp = now or datetime.now(UTC)
