@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
-from sqlalchemy.ext.asyncio import AsyncConnection
+from datetime import timedelta
 
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.portfolio.loans.daily import close_yesterday
+from services.portfolio.loans.service import today
 from shared.auth import Role
 from tests.portfolio.books import MANAGER, disbursed_loan, events_of, pay
 from tests.portfolio.conftest import ADMIN, as_role
@@ -87,3 +92,13 @@ async def test_only_managers_close_a_day_and_not_one_still_running(api: httpx.As
     bad_policy = {"arrears_dpd": 30, "default_dpd": 10, "comment": "inverted thresholds"}
     assert_problem(await api.put("/api/v1/portfolio/policy", json=bad_policy, headers=ADMIN), 422)
     assert_problem(await api.put("/api/v1/portfolio/policy", json=bad_policy, headers=MANAGER), 403)
+
+
+async def test_the_daily_job_closes_yesterday_once(engine: AsyncEngine) -> None:
+    await close_yesterday(engine)  # closes it, unless an earlier run of the suite already did
+    assert await close_yesterday(engine) is False  # never twice
+    async with engine.connect() as connection:
+        runs = await connection.scalar(
+            text("SELECT runs FROM portfolio.close_of_day_runs WHERE as_of = :d"), {"d": today() - timedelta(days=1)}
+        )
+    assert runs == 1

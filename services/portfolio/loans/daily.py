@@ -1,4 +1,5 @@
-"""The daily close of day: once a day is over (UTC), it is closed once, by whichever process gets there first."""
+"""The daily close of day: once a day is over (UTC), it is closed once, by whichever process gets there first;
+days missed while no process ran are closed first, in order."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.portfolio.loans.arrears import close_of_day
@@ -17,18 +18,25 @@ from services.portfolio.loans.service import today
 from shared.db import make_sessionmaker
 
 log = logging.getLogger("services.portfolio.close_of_day")
+CATCH_UP_DAYS = 31
 
 
 async def close_yesterday(engine: AsyncEngine) -> bool:
-    """Closes yesterday unless it is closed already; answers whether this call closed it."""
-    day = today() - timedelta(days=1)
+    """Closes yesterday unless it is closed already, and first any day missed since the last one closed (the
+    service was down, say; at most `CATCH_UP_DAYS`), in date order. Answers whether this call closed a day."""
+    yesterday = today() - timedelta(days=1)
     async with make_sessionmaker(engine)() as session, session.begin():
         if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('portfolio.close_of_day'))")):
             return False  # another process is closing
-        if await session.scalar(select(CloseOfDay.as_of).where(CloseOfDay.as_of == day)) is not None:
+        last = await session.scalar(select(func.max(CloseOfDay.as_of)))
+        if last is not None and last >= yesterday:
             return False
-        result = await close_of_day(session, day, actor=None)
-    log.info("closed %s: %d loans read, %d events", day, result.loans, result.events)
+        first = max(last + timedelta(days=1), yesterday - timedelta(days=CATCH_UP_DAYS - 1)) if last else yesterday
+        day = first
+        while day <= yesterday:
+            result = await close_of_day(session, day, actor=None)
+            log.info("closed %s: %d loans read, %d events", day, result.loans, result.events)
+            day += timedelta(days=1)
     return True
 
 
