@@ -53,24 +53,23 @@ class AllocationV1(BaseModel):
     recovered: str
 
 
-@event_contract("loan.repayment_applied", version=1)
-class RepaymentAppliedV1(LoanFactsV1):
+class PaymentV1(LoanFactsV1):
     transaction_id: uuid.UUID
-    external_id: str | None
+    external_id: str | None  # the lender's transaction id
     amount: str
     value_date: date
     allocation: AllocationV1
     split: dict[str, str]
+
+
+@event_contract("loan.repayment_applied", version=1)
+class RepaymentAppliedV1(PaymentV1):
+    pass
 
 
 @event_contract("loan.recovery_received", version=1)
-class RecoveryReceivedV1(LoanFactsV1):
-    transaction_id: uuid.UUID
-    external_id: str | None
-    amount: str
-    value_date: date
-    allocation: AllocationV1
-    split: dict[str, str]
+class RecoveryReceivedV1(PaymentV1):
+    """Money recovered on a defaulted or written-off loan (`allocation.recovered` after a write-off)."""
 
 
 @event_contract("loan.repayment_reversed", version=1)

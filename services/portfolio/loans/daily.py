@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.portfolio.loans.arrears import close_of_day
 from services.portfolio.loans.models import CloseOfDay
 from services.portfolio.loans.service import today
+from shared.background import running
 from shared.db import make_sessionmaker
 
 log = logging.getLogger("services.portfolio.close_of_day")
@@ -52,10 +53,5 @@ async def daily_close(engine: AsyncEngine, *, every_seconds: float) -> AsyncIter
                 log.exception("the close of day failed; it will be tried again")
             await asyncio.sleep(every_seconds)
 
-    task = asyncio.create_task(loop(), name="portfolio-close-of-day")
-    try:
+    async with running(loop(), name="portfolio-close-of-day"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

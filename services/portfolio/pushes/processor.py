@@ -32,6 +32,7 @@ from services.portfolio.loans.models import Transaction
 from services.portfolio.loans.operations import Refused, disburse, pay
 from services.portfolio.loans.service import Ledger, Ledgers
 from services.portfolio.pushes.models import LenderPush, PushItem
+from shared.background import running
 from shared.db import make_sessionmaker
 from shared.events.outbox import batched
 
@@ -314,13 +315,8 @@ class Processor:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self.run(), name="lender-push-processor")
-        try:
+        async with running(self.run(), name="lender-push-processor"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def drain(self) -> int:
         """Applies pushes until none is waiting, several at a time; answers how many. When a batch fails (a fault,
