@@ -4,7 +4,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.guarantees.capital.router import router as capital_router
+from services.guarantees.facilities.router import router as facilities_router
 from services.guarantees.models import SCHEMA, events, metadata
+from services.guarantees.policy.router import router as policy_router
 from services.guarantees.settings import Settings
 from shared.app import create_service_app
 
@@ -20,5 +23,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
+        routers=[capital_router, facilities_router, policy_router],
         configure_logs=configure_logs,
     )

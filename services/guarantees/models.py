@@ -1,18 +1,18 @@
-"""Tables of the guarantees service, all in its own `guarantees` schema."""
+"""Every table of the guarantees service, all in its own `guarantees` schema (Alembic reads this)."""
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from services.guarantees.capital.models import CapitalEntry
+from services.guarantees.db import SCHEMA, Base, events, idempotency_keys, metadata
+from services.guarantees.facilities.models import Facility, FacilityTerms
+from services.guarantees.policy.models import GuaranteePolicy
 
-from shared.events.tables import event_tables
-from shared.idempotency import idempotency_table
-
-SCHEMA = "guarantees"
-metadata = MetaData(schema=SCHEMA)
-
-
-class Base(DeclarativeBase):
-    metadata = metadata
-
-
-idempotency_keys = idempotency_table(metadata)
-events = event_tables(metadata)
+__all__ = [
+    "SCHEMA",
+    "Base",
+    "CapitalEntry",
+    "Facility",
+    "FacilityTerms",
+    "GuaranteePolicy",
+    "events",
+    "idempotency_keys",
+    "metadata",
+]
