@@ -1,6 +1,6 @@
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from services.portfolio.lenders import service
 from services.portfolio.lenders.schemas import (
@@ -11,13 +11,20 @@ from services.portfolio.lenders.schemas import (
     SecretCreated,
     SecretOut,
 )
+from services.portfolio.lenders.service import forget_secrets
 from shared.auth import CurrentPrincipal, Role, require_roles
-from shared.db import SessionDep
+from shared.db import SessionDep, on_commit
 from shared.idempotency import IdempotentRoute
 from shared.problems import Forbidden, NotFound, problem_responses
 
 router = APIRouter(prefix="/api/v1/portfolio/lenders", tags=["lenders"], route_class=IdempotentRoute)
 STAFF = (Role.admin, Role.analyst, Role.committee, Role.fund_manager)
+
+
+def _forget_at_commit(request: Request, lender_id: uuid.UUID) -> None:
+    """This process's cache of signing secrets forgets the lender once the change is committed (forgetting it
+    before could let a push in between cache the old secrets again)."""
+    on_commit(request, lambda: forget_secrets(lender_id))
 
 
 @router.post(
@@ -68,7 +75,8 @@ async def get_lender(lender_id: uuid.UUID, session: SessionDep, principal: Curre
     dependencies=[require_roles(Role.admin)],
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def update_lender(lender_id: uuid.UUID, spec: LenderUpdate, session: SessionDep) -> LenderOut:
+async def update_lender(lender_id: uuid.UUID, spec: LenderUpdate, session: SessionDep, request: Request) -> LenderOut:
+    _forget_at_commit(request, lender_id)
     lender = await service.get_lender(session, lender_id)
     return LenderOut.model_validate(await service.update_lender(session, lender=lender, spec=spec))
 
@@ -93,7 +101,8 @@ async def list_secrets(lender_id: uuid.UUID, session: SessionDep) -> list[Secret
     dependencies=[require_roles(Role.admin)],
     responses=problem_responses(401, 403, 404, 422),
 )
-async def rotate_secret(lender_id: uuid.UUID, session: SessionDep) -> SecretCreated:
+async def rotate_secret(lender_id: uuid.UUID, session: SessionDep, request: Request) -> SecretCreated:
+    _forget_at_commit(request, lender_id)
     lender = await service.get_lender(session, lender_id)
     secret = await service.rotate_secret(session, lender=lender)
     return SecretCreated(id=secret.id, created_at=secret.created_at, retired_at=None, secret=secret.secret)
@@ -106,6 +115,7 @@ async def rotate_secret(lender_id: uuid.UUID, session: SessionDep) -> SecretCrea
     dependencies=[require_roles(Role.admin)],
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def retire_secret(lender_id: uuid.UUID, secret_id: uuid.UUID, session: SessionDep) -> SecretOut:
+async def retire_secret(lender_id: uuid.UUID, secret_id: uuid.UUID, session: SessionDep, request: Request) -> SecretOut:
+    _forget_at_commit(request, lender_id)
     lender = await service.get_lender(session, lender_id)
     return SecretOut.model_validate(await service.retire_secret(session, lender=lender, secret_id=secret_id))

@@ -9,13 +9,15 @@ nothing twice; running it for an earlier date than the last one only records tha
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import and_, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy import and_, any_, bindparam, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.portfolio.db import events as event_tables
@@ -34,6 +36,7 @@ from shared.contracts.portfolio import LoanCuredV1, LoanDefaultedV1, LoanInArrea
 from shared.events.outbox import publish
 
 CHUNK = 500
+log = logging.getLogger("services.portfolio.arrears")
 
 
 def state_of(dpd: int, policy: PortfolioPolicy) -> str:
@@ -45,15 +48,17 @@ def state_of(dpd: int, policy: PortfolioPolicy) -> str:
 
 
 async def books_on(
-    session: AsyncSession, loan_ids: Sequence[uuid.UUID], on: date
+    session: AsyncSession, loan_ids: Sequence[uuid.UUID], on: date, *, skip_failures: bool = False
 ) -> dict[uuid.UUID, tuple[int | None, Book]]:
-    """Each loan's schedule version in force on `on` and its book that day."""
+    """Each loan's schedule version in force on `on` and its book that day. With `skip_failures`, a loan whose
+    book cannot be read is logged and left out, so that one bad loan does not stop a reading of all of them."""
+    ids = bindparam("loan_ids", list(loan_ids), type_=ARRAY(PG_UUID(as_uuid=True)))
     versions = {
         row.loan_id: row.version
         for row in (
             await session.execute(
                 select(ScheduleVersion.loan_id, ScheduleVersion.version)
-                .where(ScheduleVersion.loan_id.in_(loan_ids), ScheduleVersion.effective_from <= on)
+                .where(ScheduleVersion.loan_id == any_(ids), ScheduleVersion.effective_from <= on)
                 .ext(distinct_on(ScheduleVersion.loan_id))
                 .order_by(ScheduleVersion.loan_id, ScheduleVersion.version.desc())
             )
@@ -61,22 +66,36 @@ async def books_on(
     }
     schedules: dict[uuid.UUID, list[Due]] = {i: [] for i in loan_ids}
     if versions:
-        for line in (
-            await session.scalars(
-                select(Instalment).where(tuple_(Instalment.loan_id, Instalment.version).in_(list(versions.items())))
-            )
-        ).all():
-            schedules[line.loan_id].append(Due(line.number, line.due_date, line.principal, line.interest))
+        for line in await session.execute(
+            select(
+                Instalment.loan_id,
+                Instalment.version,
+                Instalment.number,
+                Instalment.due_date,
+                Instalment.principal,
+                Instalment.interest,
+            ).where(Instalment.loan_id == any_(ids))
+        ):
+            if versions.get(line.loan_id) == line.version:
+                schedules[line.loan_id].append(Due(line.number, line.due_date, line.principal, line.interest))
     entries: dict[uuid.UUID, list[Transaction]] = {i: [] for i in loan_ids}
     for txn in (
         await session.scalars(
             select(Transaction).where(
-                Transaction.loan_id.in_(loan_ids), Transaction.value_date <= on, Transaction.reversed_at.is_(None)
+                Transaction.loan_id == any_(ids), Transaction.value_date <= on, Transaction.reversed_at.is_(None)
             )
         )
     ).all():
         entries[txn.loan_id].append(txn)
-    return {i: (versions.get(i), replay(schedules[i], [entry_of(t) for t in entries[i]], on=on)) for i in loan_ids}
+    books: dict[uuid.UUID, tuple[int | None, Book]] = {}
+    for i in loan_ids:
+        try:
+            books[i] = (versions.get(i), replay(schedules[i], [entry_of(t) for t in entries[i]], on=on))
+        except ValueError:
+            if not skip_failures:
+                raise
+            log.exception("loan %s cannot be read as of %s; left out of this reading", i, on)
+    return books
 
 
 async def book_on(session: AsyncSession, loan_id: uuid.UUID, on: date) -> tuple[int | None, Book]:
@@ -90,6 +109,7 @@ class CloseOfDayResult:
     events: int
     runs: int
     policy_version: int
+    failed: int = 0  # loans that could not be read (logged): the reading of the others stands
 
 
 TRANSITIONS: dict[tuple[str, str], tuple[tuple[str, type[LoanInArrearsV1 | LoanDefaultedV1 | LoanCuredV1]], ...]] = {
@@ -106,7 +126,7 @@ async def close_of_day(session: AsyncSession, as_of: date, *, actor: uuid.UUID |
     """Reads every loan that is open on `as_of` (or whose last announced state is not current), in chunks of
     loans locked in id order (the order pushes lock them in too)."""
     policy = await current_policy(session)
-    loans_read = events = 0
+    loans_read = events = failed = 0
     after: uuid.UUID | None = None
     while True:
         query = (
@@ -114,7 +134,12 @@ async def close_of_day(session: AsyncSession, as_of: date, *, actor: uuid.UUID |
             .where(
                 or_(
                     Loan.status == "active",
-                    and_(Loan.arrears_state != "current", Loan.status.in_(("repaid", "written_off"))),
+                    Loan.closed_on >= as_of,  # repaid since: it was open that day
+                    # repaid or written off since the last reading, which had it in arrears: read once more
+                    and_(
+                        Loan.status.in_(("repaid", "written_off")),
+                        Loan.arrears_state.not_in(("current", "written_off")),
+                    ),
                 )
             )
             .order_by(Loan.id)
@@ -127,14 +152,22 @@ async def close_of_day(session: AsyncSession, as_of: date, *, actor: uuid.UUID |
         if not chunk:
             break
         after = chunk[-1].id
-        books = await books_on(session, [loan.id for loan in chunk], as_of)
+        books = await books_on(session, [loan.id for loan in chunk], as_of, skip_failures=True)
         rows = []
         for loan in chunk:
+            if loan.id not in books:
+                failed += 1  # logged by books_on; the other loans are closed
+                continue
             version, book = books[loan.id]
             if version is None:
                 continue  # not yet disbursed on that date
             dpd = book.days_past_due(as_of)
-            state = state_of(dpd, policy) if book.written_off_on is None and not book.fully_paid else "current"
+            if book.written_off_on is not None:
+                state = "written_off"  # out of the portfolio: no more arrears announcements
+            elif book.fully_paid:
+                state = "current"
+            else:
+                state = state_of(dpd, policy)
             rows.append(
                 {
                     "loan_id": loan.id,
@@ -192,4 +225,4 @@ async def close_of_day(session: AsyncSession, as_of: date, *, actor: uuid.UUID |
             },
         ).returning(CloseOfDay.runs)
     )
-    return CloseOfDayResult(as_of, loans_read, events, int(runs or 1), policy.version)
+    return CloseOfDayResult(as_of, loans_read, events, int(runs or 1), policy.version, failed)

@@ -24,21 +24,22 @@ CATCH_UP_DAYS = 31
 
 async def close_yesterday(engine: AsyncEngine) -> bool:
     """Closes yesterday unless it is closed already, and first any day missed since the last one closed (the
-    service was down, say; at most `CATCH_UP_DAYS`), in date order. Answers whether this call closed a day."""
+    service was down, say; at most `CATCH_UP_DAYS`), in date order, each day in its own transaction. Answers
+    whether this call closed a day."""
     yesterday = today() - timedelta(days=1)
-    async with make_sessionmaker(engine)() as session, session.begin():
-        if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('portfolio.close_of_day'))")):
-            return False  # another process is closing
-        last = await session.scalar(select(func.max(CloseOfDay.as_of)))
-        if last is not None and last >= yesterday:
-            return False
-        first = max(last + timedelta(days=1), yesterday - timedelta(days=CATCH_UP_DAYS - 1)) if last else yesterday
-        day = first
-        while day <= yesterday:
+    sessionmaker = make_sessionmaker(engine)
+    closed = False
+    while True:
+        async with sessionmaker() as session, session.begin():
+            if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('portfolio.close_of_day'))")):
+                return closed  # another process is closing
+            last = await session.scalar(select(func.max(CloseOfDay.as_of)))
+            if last is not None and last >= yesterday:
+                return closed
+            day = max(last + timedelta(days=1), yesterday - timedelta(days=CATCH_UP_DAYS - 1)) if last else yesterday
             result = await close_of_day(session, day, actor=None)
-            log.info("closed %s: %d loans read, %d events", day, result.loans, result.events)
-            day += timedelta(days=1)
-    return True
+        log.info("closed %s: %d loans read, %d events, %d failed", day, result.loans, result.events, result.failed)
+        closed = True
 
 
 @contextlib.asynccontextmanager

@@ -162,6 +162,12 @@ async def pay(
         )
     if kind == Kind.repayment and loan.status == "written_off":
         raise Refused("loan_written_off", "the loan is written off: money received now is a recovery")
+    written_off_on = ledger.book.written_off_on
+    if written_off_on is not None and value_date < written_off_on:
+        # it would change the principal written off, which was recorded and announced
+        raise Refused(
+            "before_write_off", f"the loan was written off on {written_off_on}: money dated before it is not taken"
+        )
     await ledger.prepare(session, value_date)
     txn, allocation = ledger.record(
         kind=kind,
@@ -199,6 +205,11 @@ async def charge(
         raise Refused("loan_not_open", f"a {ledger.loan.status} loan takes no charge")
     if instalment not in {d.number for d in ledger.schedule}:
         raise Refused("unknown_instalment", f"the schedule has no instalment {instalment}", status=422)
+    if ledger.effective_from is not None and value_date < ledger.effective_from:
+        # a charge is read against the schedule in force on its date: it cannot predate the one it names
+        raise Refused(
+            "backdated_charge", f"a charge cannot be dated before the schedule in force (from {ledger.effective_from})"
+        )
     await ledger.prepare(session, value_date)
     txn, _ = ledger.record(
         kind=kind, amount=amount, value_date=value_date, actor=actor, comment=comment, instalment=instalment
@@ -222,6 +233,13 @@ async def reverse(
         raise Refused("already_reversed", f"transaction {transaction_id} was reversed on {txn.reversed_at:%Y-%m-%d}")
     if txn.kind in (Kind.disbursement, Kind.write_off):
         raise Refused("not_reversible", f"a {txn.kind} is not reversed this way")
+    written_off_on = ledger.book.written_off_on
+    if written_off_on is not None and txn.value_date <= written_off_on:
+        raise Refused(
+            "before_write_off",
+            f"the loan was written off on {written_off_on}: reversing what came before would change the principal"
+            " written off",
+        )
     txn.reversed_at, txn.reversed_by, txn.reversal_reason = datetime.now(UTC), actor, reason
     await ledger.load_history(session)
     assert ledger.transactions is not None
@@ -318,6 +336,16 @@ async def restructure(
         )
     except ScheduleError as exc:
         raise Refused("schedule", str(exc), status=422) from None
+    assert ledger.transactions is not None
+    charged = {e.instalment for _, e in ledger.transactions if e.kind in (Kind.fee, Kind.penalty)}
+    missing = sorted(n for n in charged if n is not None and n not in {d.number for d in schedule})
+    if missing:
+        raise Refused(
+            "charged_instalment_dropped",
+            f"the new schedule has no instalment {', '.join(map(str, missing))}, which carries a fee or penalty;"
+            " keep at least as many instalments, or reverse the charge first",
+            status=422,
+        )
     version = await save_schedule(
         session,
         ledger,

@@ -643,9 +643,10 @@ async def restructure(
     dependencies=[MANAGERS],
 )
 async def run_close_of_day(body: CloseOfDayIn, session: SessionDep, principal: CurrentPrincipal) -> CloseOfDayOut:
-    if body.as_of > today():
+    if body.as_of >= today():
         raise UnprocessableContent(
-            f"{body.as_of} is not over yet", errors=[{"pointer": "#/as_of", "detail": "in the future"}]
+            f"{body.as_of} is not over yet (UTC): a day is closed once it has ended",
+            errors=[{"pointer": "#/as_of", "detail": "today or later"}],
         )
     result = await close_of_day(session, body.as_of, actor=principal.key_id)
     return CloseOfDayOut(
@@ -654,6 +655,7 @@ async def run_close_of_day(body: CloseOfDayIn, session: SessionDep, principal: C
         events=result.events,
         runs=result.runs,
         policy_version=result.policy_version,
+        failed=result.failed,
     )
 
 

@@ -238,6 +238,7 @@ class CloseOfDayOut(BaseModel):
     events: int = Field(description="threshold crossings announced by this run")
     runs: int = Field(description="how many times this date has been closed")
     policy_version: int
+    failed: int = Field(0, description="loans that could not be read (logged for staff); the others are closed")
 
 
 class PolicyIn(BaseModel):

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, select, text, update
+from sqlalchemy import String, any_, bindparam, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -139,10 +139,13 @@ async def apply_pushes(session: AsyncSession, pushes: list[LenderPush], *, now: 
         ).all():
             assert txn.external_id is not None
             known[(txn.lender_id, txn.external_id)] = txn
+    notices: dict[uuid.UUID, set[str]] = {}  # per lender, shared by its pushes in this batch
+    for lender in lenders:
+        own = [i.transaction_id for p, items in parsed if p.lender_id == lender for i in items if i.type == "notice"]
+        notices[lender] = await _notices_seen(session, lender, own)
     async with batched(session, event_tables):  # the events: written together at the end, not one by one
         for push, items in parsed:
-            notices_seen = await _notices_seen(session, push, [i.transaction_id for i in items if i.type == "notice"])
-            await _apply_items(session, push, items, ledgers, known, notices_seen)
+            await _apply_items(session, push, items, ledgers, known, notices[push.lender_id])
     await Ledgers.write(session, ledgers.values())
     await session.flush()
     rows = []
@@ -246,7 +249,7 @@ async def _apply_items(
             item.rejection = exc
 
 
-async def _notices_seen(session: AsyncSession, push: LenderPush, ids: list[str | None]) -> set[str]:
+async def _notices_seen(session: AsyncSession, lender_id: uuid.UUID, ids: list[str | None]) -> set[str]:
     wanted = [i for i in ids if i]
     if not wanted:
         return set()
@@ -254,13 +257,43 @@ async def _notices_seen(session: AsyncSession, push: LenderPush, ids: list[str |
         select(PushItem.transaction_id)
         .join(LenderPush, LenderPush.id == PushItem.push_id)
         .where(
-            LenderPush.lender_id == push.lender_id,
+            LenderPush.lender_id == lender_id,
             PushItem.type == "notice",
             PushItem.status == "applied",
             PushItem.transaction_id.in_(wanted),
         )
     )
     return {r for r in rows.all() if r}
+
+
+async def _in_lender_order(session: AsyncSession, claimed: list[LenderPush]) -> list[LenderPush]:
+    """A lender's pushes are applied in the order received (whether an item applies can depend on an earlier
+    push: a disbursement before the repayments). Of the claimed pushes, keeps for each lender only those with no
+    older push of that lender still waiting outside this claim (held by another process, or being retried)."""
+    if not claimed:
+        return claimed
+    mine = {p.id for p in claimed}
+    newest = max((p.received_at, p.id) for p in claimed)
+    waiting = await session.execute(
+        select(LenderPush.id, LenderPush.lender_id)
+        .where(
+            LenderPush.status == "received",
+            LenderPush.lender_id
+            == any_(bindparam("lenders", list({p.lender_id for p in claimed}), type_=ARRAY(PG_UUID(as_uuid=True)))),
+            tuple_(LenderPush.received_at, LenderPush.id) <= tuple_(literal(newest[0]), literal(newest[1])),
+        )
+        .order_by(LenderPush.lender_id, LenderPush.received_at, LenderPush.id)
+    )
+    allowed: set[uuid.UUID] = set()
+    blocked: set[uuid.UUID] = set()
+    for push_id, lender_id in waiting.all():
+        if lender_id in blocked:
+            continue
+        if push_id in mine:
+            allowed.add(push_id)
+        else:
+            blocked.add(lender_id)  # an older push of this lender is not ours: ours wait for it
+    return [p for p in claimed if p.id in allowed]
 
 
 async def process_next(
@@ -276,11 +309,12 @@ async def process_next(
         await session.scalars(
             select(LenderPush)
             .where(LenderPush.status == "received")
-            .order_by(LenderPush.attempts, LenderPush.received_at, LenderPush.id)
+            .order_by(LenderPush.received_at, LenderPush.id)
             .limit(max_pushes)
             .with_for_update(skip_locked=True)
         )
     ).all()
+    claimed = await _in_lender_order(session, list(claimed))
     pushes: list[LenderPush] = []
     items = 0
     for push in claimed:
@@ -322,7 +356,8 @@ class Processor:
         """Applies pushes until none is waiting, several at a time; answers how many. When a batch fails (a fault,
         not an item's rejection), its pushes are tried one by one, so one bad push cannot hold the others back;
         a push that fails alone is tried again behind the others, and set aside as `failed` after
-        `MAX_ATTEMPTS`, for staff to look at. None is ever dropped."""
+        `MAX_ATTEMPTS`, for staff to look at (the lender's later pushes wait for it meanwhile, so that they apply
+        in order). None is ever dropped."""
         sessionmaker = self.sessionmaker or make_sessionmaker(self.engine)
         done = 0
         while True:
@@ -341,12 +376,16 @@ class Processor:
                     raise
                 if len(failed) > 1:
                     log.warning("applying %d lender pushes together failed; applying them one by one", len(failed))
+                    stopped: set[uuid.UUID] = set()  # lenders whose push failed: their later ones wait, in order
                     for push_id in failed:
-                        done += await self._alone(sessionmaker, push_id)
+                        done += await self._alone(sessionmaker, push_id, stopped)
                     continue
                 await self._set_aside(sessionmaker, failed[0], exc)
 
-    async def _alone(self, sessionmaker: async_sessionmaker[AsyncSession], push_id: uuid.UUID) -> int:
+    async def _alone(
+        self, sessionmaker: async_sessionmaker[AsyncSession], push_id: uuid.UUID, stopped: set[uuid.UUID]
+    ) -> int:
+        lender_id: uuid.UUID | None = None
         try:
             async with sessionmaker() as session, session.begin():
                 push = await session.scalar(
@@ -354,11 +393,14 @@ class Processor:
                     .where(LenderPush.id == push_id, LenderPush.status == "received")
                     .with_for_update(skip_locked=True)
                 )
-                if push is None:
+                if push is None or push.lender_id in stopped:
                     return 0
+                lender_id = push.lender_id
                 await apply_pushes(session, [push])
                 return 1
         except Exception as exc:
+            if lender_id is not None:
+                stopped.add(lender_id)
             await self._set_aside(sessionmaker, push_id, exc)
             return 0
 
