@@ -131,8 +131,9 @@ async def test_a_lenders_pushes_wait_for_its_older_ones_and_notices_count_once(
     statuses = await connection.execute(
         text(
             "SELECT p.lender_id, i.status FROM portfolio.lender_push_items i JOIN portfolio.lender_pushes p"
-            " ON p.id = i.push_id ORDER BY p.received_at"
-        )
+            " ON p.id = i.push_id WHERE p.lender_id IN (:a, :b) ORDER BY p.received_at"
+        ),
+        {"a": uuid.UUID(a_id), "b": uuid.UUID(b_id)},
     )
     got = [(str(r.lender_id), r.status) for r in statuses]
     # applied once, then a duplicate though both came in one batch; B may not speak of A's loan
