@@ -6,16 +6,18 @@ from fastapi import FastAPI
 
 from services.guarantees.capital.router import router as capital_router
 from services.guarantees.facilities.router import router as facilities_router
+from services.guarantees.issuance.room import internal as room_internal
 from services.guarantees.models import SCHEMA, events, metadata
 from services.guarantees.policy.router import router as policy_router
 from services.guarantees.settings import Settings
 from shared.app import create_service_app
+from shared.peers import InternalClient
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
-    return create_service_app(
+    app = create_service_app(
         name=SCHEMA,
         title="FISIQ Guarantees",
         description="Guarantee capital ledger, facilities, guarantees, limits, claims, recoveries and fees.",
@@ -23,6 +25,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
-        routers=[capital_router, facilities_router, policy_router],
+        routers=[capital_router, facilities_router, policy_router, room_internal],
         configure_logs=configure_logs,
     )
+    app.state.peers = InternalClient(
+        secret=app.state.internal_secret, caller="guarantees", purpose="the guarantee room check"
+    )
+    return app

@@ -3,6 +3,7 @@
 from services.guarantees.capital.models import CapitalEntry
 from services.guarantees.db import SCHEMA, Base, events, idempotency_keys, metadata
 from services.guarantees.facilities.models import Facility, FacilityTerms
+from services.guarantees.issuance.models import Guarantee
 from services.guarantees.policy.models import GuaranteePolicy
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "CapitalEntry",
     "Facility",
     "FacilityTerms",
+    "Guarantee",
     "GuaranteePolicy",
     "events",
     "idempotency_keys",

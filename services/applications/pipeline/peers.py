@@ -19,19 +19,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
-import httpx
-
-from shared.auth import SERVICE_HEADER, mint_service_token
-from shared.problems import ServiceUnavailable
-from shared.settings import peer_url
-
-
-@dataclass(frozen=True)
-class CadEquivalent:
-    amount_cad: Decimal
-    rate: Decimal
-    rate_date: date
-    stale: bool
+from shared.peers import CadEquivalent, InternalClient
 
 
 @dataclass(frozen=True)
@@ -48,57 +36,17 @@ class Peers(Protocol):
     ) -> GuaranteeRoom: ...
 
 
-def _unexpected(service: str) -> ServiceUnavailable:
-    return ServiceUnavailable(
-        f"screening needs the {service} service, which cannot answer as agreed yet; nothing was changed",
-        headers={"Retry-After": "30"},
-    )
-
-
 class HttpPeers:
     def __init__(self, *, secret: str, caller: str = "applications", timeout: float = 5.0) -> None:
-        self.secret = secret
-        self.caller = caller
-        self.timeout = timeout
-
-    async def _get(self, service: str, path: str, params: dict[str, str]) -> httpx.Response:
-        token = mint_service_token(self.caller, secret=self.secret, audience=service)
-        try:
-            async with httpx.AsyncClient(base_url=peer_url(service), timeout=self.timeout) as client:
-                response = await client.get(path, params=params, headers={SERVICE_HEADER: token})
-        except httpx.HTTPError as exc:
-            raise ServiceUnavailable(
-                f"screening needs the {service} service, which did not answer; nothing was changed, retry later",
-                headers={"Retry-After": "30"},
-            ) from exc
-        expected_404 = service == "portfolio" and "problem" in response.headers.get("content-type", "")
-        if response.status_code != 200 and not (response.status_code == 404 and expected_404):
-            raise _unexpected(service)
-        return response
+        self.client = InternalClient(secret=secret, caller=caller, purpose="screening", timeout=timeout)
 
     async def cad_equivalent(self, amount: Decimal, currency: str, on: date) -> CadEquivalent | None:
-        response = await self._get(
-            "portfolio",
-            "/internal/fx/cad-equivalent",
-            {"amount": format(amount, "f"), "currency": currency, "on": on.isoformat()},
-        )
-        if response.status_code == 404:
-            return None
-        try:
-            body = response.json()
-            return CadEquivalent(
-                amount_cad=Decimal(body["amount_cad"]),
-                rate=Decimal(body["rate"]),
-                rate_date=date.fromisoformat(body["rate_date"]),
-                stale=bool(body.get("stale", False)),
-            )
-        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
-            raise _unexpected("portfolio") from exc
+        return await self.client.cad_equivalent(amount, currency, on)
 
     async def guarantee_room(
         self, *, lender_id: uuid.UUID, business_id: uuid.UUID, country: str, amount: Decimal, currency: str
     ) -> GuaranteeRoom:
-        response = await self._get(
+        response = await self.client.get(
             "guarantees",
             "/internal/guarantees/room",
             {
@@ -113,4 +61,4 @@ class HttpPeers:
             body = response.json()
             return GuaranteeRoom(room=bool(body["room"]), reason=body.get("reason"))
         except (ValueError, KeyError, TypeError) as exc:
-            raise _unexpected("guarantees") from exc
+            raise self.client.unexpected("guarantees") from exc
