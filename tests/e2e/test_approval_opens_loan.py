@@ -34,13 +34,14 @@ def principal(service: str, role: Role, org: uuid.UUID | None = None, holder: st
 
 @pytest.fixture
 def platform(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    ports = {name: free_port() for name in ("applications", "portfolio")}
+    ports = {name: free_port() for name in ("applications", "portfolio", "guarantees")}
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
         INTERNAL_SECRET=INTERNAL_SECRET,
         APPLICATIONS_LOG_LEVEL="WARNING",
         PORTFOLIO_LOG_LEVEL="WARNING",
+        GUARANTEES_LOG_LEVEL="WARNING",
     )
     for name, port in ports.items():
         env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
