@@ -6,9 +6,10 @@
 - guarantees (owner of facilities and limits): `GET /internal/guarantees/room?lender_id=&business_id=&country=
   &amount=&currency=` → `{"room": true}` or `{"room": false, "reason": "facility ceiling: ..."}`.
 
-Both are internal routes authenticated with a service token. Until those services serve them, a call that
-cannot be answered makes screening unavailable (503, nothing changes) rather than failing the application on the
-fund's own missing data. Tests replace `app.state.peers` with fakes that honour the same contracts.
+Both are internal routes authenticated with a service token (`shared/peers.py`). A call that cannot be answered
+makes screening unavailable (503, nothing changes) rather than failing the application on the fund's own missing
+data. Unit tests replace `app.state.peers` with fakes that honour the same contracts; `tests/e2e/` uses the real
+services.
 """
 
 from __future__ import annotations
