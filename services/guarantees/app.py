@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.guarantees.capital.router import router as capital_router
 from services.guarantees.facilities.router import router as facilities_router
+from services.guarantees.issuance.events import subscription
 from services.guarantees.issuance.room import internal as room_internal
 from services.guarantees.models import SCHEMA, events, metadata
 from services.guarantees.policy.router import router as policy_router
@@ -17,18 +18,19 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    peers = InternalClient(secret=settings.require_internal_secret(), caller="guarantees", purpose="guarantees")
     app = create_service_app(
         name=SCHEMA,
         title="FISIQ Guarantees",
         description="Guarantee capital ledger, facilities, guarantees, limits, claims, recoveries and fees.",
-        settings=settings or Settings(),
+        settings=settings,
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
         routers=[capital_router, facilities_router, policy_router, room_internal],
+        subscriptions=[subscription(peers)],
         configure_logs=configure_logs,
     )
-    app.state.peers = InternalClient(
-        secret=app.state.internal_secret, caller="guarantees", purpose="the guarantee room check"
-    )
+    app.state.peers = peers
     return app

@@ -23,6 +23,23 @@ class SubscriptionSpec:
 
 SUBSCRIPTIONS: list[SubscriptionSpec] = [
     SubscriptionSpec("portfolio", "loans-from-approvals", "applications", frozenset({"application.approved"})),
+    SubscriptionSpec(
+        "guarantees",
+        "guarantees-from-loans",
+        "portfolio",
+        frozenset(
+            {
+                "loan.opened",
+                "loan.disbursed",
+                "loan.repayment_applied",
+                "loan.recovery_received",
+                "loan.repayment_reversed",
+                "loan.restructured",
+                "loan.written_off",
+                "loan.repaid",
+            }
+        ),
+    ),
 ]
 
 

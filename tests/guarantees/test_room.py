@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.auth import SERVICE_HEADER, mint_service_token
 from shared.peers import CadEquivalent
 from tests.conftest import INTERNAL_SECRET
-from tests.guarantees.conftest import MANAGER
+from tests.guarantees.conftest import MANAGER, set_capital
 from tests.support import assert_problem, service_app
 
 RATES = {"CAD": Decimal(1), "XOF": Decimal("1.4712") / Decimal("655.957")}
@@ -62,8 +62,7 @@ async def test_room_follows_the_facility_the_capital_and_the_limits(connection: 
             "valid_to": str(date(today.year + 2, 12, 31)),
         }
         assert (await api.post("/api/v1/guarantees/facilities", json=facility, headers=MANAGER)).status_code == 201
-        body = {"kind": "contribution", "amount": {"amount": "100000.00", "currency": "CAD"}, "value_date": str(today)}
-        assert (await api.post("/api/v1/guarantees/capital/entries", json=body, headers=MANAGER)).status_code == 201
+        await set_capital(api, "100000.00")
         # capacity 300,000; per borrower 10 % = 30,000: a 50 % guarantee on 60,000 is exactly at it
         at_limit = (await ask(api, lender, "60000.00")).json()
         assert at_limit["room"] is True and at_limit["exposure_cad"] == "30000.00"

@@ -16,7 +16,9 @@ from tests.support import service_app
 
 def as_role(role: Role, org: uuid.UUID | None = None) -> dict[str, str]:
     principal = Principal(key_id=uuid.uuid4(), role=role, organization_id=org)
-    return {PRINCIPAL_HEADER: mint_principal_token(principal, secret=INTERNAL_SECRET, audience="portfolio")}
+    # module-level headers (ADMIN, MANAGER) live for the whole run: an hour, not the gateway's two minutes
+    token = mint_principal_token(principal, secret=INTERNAL_SECRET, audience="portfolio", ttl_seconds=3600)
+    return {PRINCIPAL_HEADER: token}
 
 
 ADMIN = as_role(Role.admin)

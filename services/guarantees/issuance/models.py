@@ -2,7 +2,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, DateTime, Index, Integer, Numeric, String, func
+from sqlalchemy import Date, DateTime, Index, Integer, Numeric, String, Text, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,7 +33,9 @@ class Guarantee(Base):
     coverage_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2))
     cap_cad: Mapped[Decimal] = mapped_column(Numeric(20, 2))
     outstanding_principal: Mapped[Decimal] = mapped_column(Numeric(20, 4), comment="the loan's, in its currency")
-    # active | released | called | paid | expired | cancelled
+    # active | released | called | paid | expired | cancelled; refused: asked for, but not within the facility or
+    # the limits when the loan opened (`refusal` says why)
     status: Mapped[str] = mapped_column(String(20), server_default="active")
+    refusal: Mapped[str | None] = mapped_column(Text)
     issued_on: Mapped[date] = mapped_column(Date)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -36,6 +36,7 @@ def upgrade() -> None:
             comment="the loan's, in its currency",
         ),
         sa.Column("status", sa.String(length=20), server_default="active", nullable=False),
+        sa.Column("refusal", sa.Text(), nullable=True),
         sa.Column("issued_on", sa.Date(), nullable=False),
         sa.Column("issued_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.PrimaryKeyConstraint("id"),

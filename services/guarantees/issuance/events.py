@@ -1,0 +1,183 @@
+"""The guarantees service's subscription to the portfolio's loan events.
+
+- `loan.opened` for a loan whose approval asked for a guarantee issues it, once (keyed by the loan), under the
+  lender's facility terms in force that day and within the fund's limits; a guarantee that cannot be issued is
+  recorded as `refused` with the reason (no facility, coverage outside the policy, the limit breached and its
+  figures), for staff to see.
+- Every later loan event carries the loan's outstanding principal after the change: the guarantee follows it,
+  so its exposure follows the repayments; `loan.repaid` releases it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.guarantees.capital.router import capital_available
+from services.guarantees.db import events as event_tables
+from services.guarantees.facilities.models import Facility, FacilityTerms
+from services.guarantees.issuance.models import Guarantee
+from services.guarantees.issuance.room import exposures
+from services.guarantees.limits import Limits, breaches, new_exposure
+from services.guarantees.policy.router import current_policy
+from shared.contracts.guarantees import (
+    GuaranteeExposureChangedV1,
+    GuaranteeIssuedV1,
+    GuaranteeRefusedV1,
+    GuaranteeReleasedV1,
+)
+from shared.contracts.portfolio import LoanOpenedV1
+from shared.events.consumer import Subscription
+from shared.events.contracts import EventEnvelope
+from shared.events.outbox import publish
+from shared.events.topology import SUBSCRIPTIONS
+from shared.money import format_amount
+from shared.peers import InternalClient
+
+# what this module announces (importing the contracts registers them for `publish` to validate against)
+ANNOUNCES = (GuaranteeIssuedV1, GuaranteeRefusedV1, GuaranteeExposureChangedV1, GuaranteeReleasedV1)
+SPEC = next(s for s in SUBSCRIPTIONS if s.consumer == "guarantees" and s.name == "guarantees-from-loans")
+
+
+def facts(g: Guarantee) -> dict[str, object]:
+    return {
+        "guarantee_id": str(g.id),
+        "loan_id": str(g.loan_id),
+        "lender_id": str(g.lender_id),
+        "business_id": str(g.business_id),
+        "country": g.country,
+        "currency": g.currency,
+        "coverage_pct": format(g.coverage_pct, "f"),
+        "cap_cad": format(g.cap_cad, "f"),
+        "outstanding_principal": format_amount(g.outstanding_principal, g.currency),
+        "status": g.status,
+    }
+
+
+async def _announce(session: AsyncSession, g: Guarantee, event_type: str, **extra: object) -> None:
+    await publish(
+        session,
+        event_tables,
+        event_type=event_type,
+        aggregate_type="guarantee",
+        aggregate_id=str(g.id),
+        payload={**facts(g), **extra},
+    )
+
+
+async def issue(session: AsyncSession, opened: LoanOpenedV1, fx: InternalClient, on: date) -> Guarantee | None:
+    """Issues (or refuses, with the reason) the guarantee a loan's approval asked for; nothing if it exists."""
+    if await session.scalar(select(Guarantee.id).where(Guarantee.loan_id == opened.loan_id)) is not None:
+        return None  # a replayed or duplicated loan.opened: one guarantee per loan
+    policy = await current_policy(session)
+    facility = await session.scalar(select(Facility).where(Facility.lender_id == opened.lender_id))
+    terms = await session.get(FacilityTerms, (facility.id, facility.current_version)) if facility else None
+    refusal: str | None = None
+    coverage = Decimal(opened.guarantee_coverage_pct) if opened.guarantee_coverage_pct else None
+    added = Decimal(0)
+    if facility is None or terms is None or not terms.valid_from <= on <= terms.valid_to:
+        refusal = f"the lender has no guarantee facility in force on {on}"
+    else:
+        coverage = coverage if coverage is not None else terms.coverage_pct
+        if not policy.coverage_min_pct <= coverage <= policy.coverage_max_pct:
+            refusal = (
+                f"coverage {coverage} % is outside the policy's {policy.coverage_min_pct}–{policy.coverage_max_pct} %"
+            )
+        else:
+            principal = await fx.cad_equivalent(Decimal(opened.principal), opened.currency, on)
+            if principal is None:
+                raise LookupError(f"no {opened.currency} rate on or before {on}: the guarantee waits for one")
+            added = new_exposure(principal.amount_cad, coverage, terms.max_cover_per_loan_cad)
+            limits = Limits(
+                capital=await capital_available(session, on),
+                leverage_max=policy.leverage_max,
+                ceiling=terms.ceiling_cad,
+                per_lender_pct=policy.per_lender_max_pct,
+                per_country_pct=policy.per_country_max_pct,
+                per_borrower_pct=policy.per_borrower_max_pct,
+            )
+            now = await exposures(
+                session, fx, on=on, lender_id=opened.lender_id, country=opened.country, business_id=opened.business_id
+            )
+            found = breaches(added, now, limits)
+            if found:
+                refusal = "; ".join(b.describe() for b in found)
+    created = await session.scalar(
+        insert(Guarantee)
+        .values(
+            loan_id=opened.loan_id,
+            application_id=opened.application_id,
+            lender_id=opened.lender_id,
+            business_id=opened.business_id,
+            country=opened.country,
+            currency=opened.currency,
+            facility_id=facility.id if facility else opened.lender_id,
+            facility_version=terms.version if terms else 0,
+            coverage_pct=coverage if coverage is not None else Decimal(0),
+            cap_cad=terms.max_cover_per_loan_cad if terms else Decimal(0),
+            outstanding_principal=Decimal(opened.outstanding_principal),
+            status="refused" if refusal else "active",
+            refusal=refusal,
+            issued_on=on,
+        )
+        .on_conflict_do_nothing(index_elements=[Guarantee.loan_id])
+        .returning(Guarantee.id)
+    )
+    if created is None:
+        return None
+    guarantee = await session.get(Guarantee, created)
+    assert guarantee is not None
+    if refusal:
+        await _announce(session, guarantee, "guarantee.refused", reason=refusal)
+    else:
+        assert facility is not None and terms is not None
+        await _announce(
+            session,
+            guarantee,
+            "guarantee.issued",
+            facility_id=str(facility.id),
+            facility_version=terms.version,
+            policy_version=policy.version,
+            exposure_cad_at_issue=format(added, "f"),
+        )
+    return guarantee
+
+
+async def follow(session: AsyncSession, event: EventEnvelope) -> None:
+    """A later loan event: the guarantee's outstanding follows the loan's; repaid releases it."""
+    loan_id = event.payload["loan_id"]
+    guarantee = await session.scalar(select(Guarantee).where(Guarantee.loan_id == loan_id).with_for_update())
+    if guarantee is None or guarantee.status == "refused":
+        return
+    previous = guarantee.outstanding_principal
+    guarantee.outstanding_principal = Decimal(event.payload["outstanding_principal"])
+    await session.flush()
+    if event.type == "loan.repaid" and guarantee.status == "active":
+        guarantee.status = "released"
+        await session.flush()
+        await _announce(session, guarantee, "guarantee.released")
+    elif guarantee.outstanding_principal != previous:
+        await _announce(
+            session,
+            guarantee,
+            "guarantee.exposure_changed",
+            previous_outstanding=format_amount(previous, guarantee.currency),
+        )
+
+
+def subscription(fx: InternalClient) -> Subscription:
+    async def handle(session: AsyncSession, event: EventEnvelope) -> None:
+        if event.type == "loan.opened":
+            opened = event.parse(LoanOpenedV1)
+            if "guarantee" in opened.instruments:
+                await issue(session, opened, fx, event.occurred_at.date())
+        else:
+            await follow(session, event)
+
+    handler: Callable[[AsyncSession, EventEnvelope], Awaitable[None]] = handle
+    return Subscription(name=SPEC.name, producer=SPEC.producer, types=SPEC.types, handler=handler)

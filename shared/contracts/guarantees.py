@@ -1,0 +1,45 @@
+"""Events the guarantees service announces."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel
+
+from shared.events.contracts import event_contract
+
+
+class GuaranteeFactsV1(BaseModel):
+    guarantee_id: uuid.UUID
+    loan_id: uuid.UUID
+    lender_id: uuid.UUID
+    business_id: uuid.UUID
+    country: str
+    currency: str
+    coverage_pct: str
+    cap_cad: str
+    outstanding_principal: str  # the loan's, in its currency
+    status: str
+
+
+@event_contract("guarantee.issued", version=1)
+class GuaranteeIssuedV1(GuaranteeFactsV1):
+    facility_id: uuid.UUID
+    facility_version: int
+    policy_version: int
+    exposure_cad_at_issue: str
+
+
+@event_contract("guarantee.refused", version=1)
+class GuaranteeRefusedV1(GuaranteeFactsV1):
+    reason: str
+
+
+@event_contract("guarantee.exposure_changed", version=1)
+class GuaranteeExposureChangedV1(GuaranteeFactsV1):
+    previous_outstanding: str
+
+
+@event_contract("guarantee.released", version=1)
+class GuaranteeReleasedV1(GuaranteeFactsV1):
+    pass

@@ -1,0 +1,147 @@
+"""Guarantees issued from the portfolio's loan events: once per loan, within the facility and the limits (else
+refused with the reason), following the loan's outstanding, released when it is repaid."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.guarantees.issuance.events import subscription
+from shared.db import make_sessionmaker
+from shared.events.contracts import EventEnvelope
+from tests.guarantees.conftest import MANAGER, set_capital
+from tests.guarantees.test_room import FakeFx
+
+TODAY = datetime.now(UTC).date()
+
+
+def loan_event(event_type: str, loan: dict[str, Any], **payload: Any) -> EventEnvelope:
+    body = {
+        "loan_id": loan["loan_id"],
+        "application_id": loan["application_id"],
+        "lender_id": loan["lender_id"],
+        "business_id": loan["business_id"],
+        "ica_id": str(uuid.uuid4()),
+        "country": "SN",
+        "currency": "XOF",
+        "outstanding_principal": "0",
+        "status": "active",
+        **payload,
+    }
+    return EventEnvelope(
+        event_id=uuid.uuid4(),
+        type=event_type,
+        aggregate_type="loan",
+        aggregate_id=loan["loan_id"],
+        aggregate_seq=1,
+        occurred_at=datetime.now(UTC),
+        producer="portfolio",
+        payload=body,
+    )
+
+
+def opened(loan: dict[str, Any], principal: str = "26000000", coverage: str | None = "50") -> EventEnvelope:
+    return loan_event(
+        "loan.opened",
+        loan,
+        status="pending_disbursement",
+        principal=principal,
+        term_months=24,
+        instruments=["guarantee"],
+        guarantee_coverage_pct=coverage,
+        shares={"lender": "100"},
+    )
+
+
+async def apply(connection: AsyncConnection, event: EventEnvelope) -> None:
+    handler = subscription(FakeFx()).handler  # type: ignore[arg-type]
+    async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
+        await handler(session, event)
+        await session.commit()
+
+
+async def setup(api: httpx.AsyncClient, lender: uuid.UUID, capital: str = "1000000.00") -> None:
+    facility = {
+        "lender_id": str(lender),
+        "ceiling": {"amount": "1500000.00", "currency": "CAD"},
+        "max_cover_per_loan": {"amount": "125000.00", "currency": "CAD"},
+        "valid_from": str(date(TODAY.year - 1, 1, 1)),
+        "valid_to": str(date(TODAY.year + 2, 12, 31)),
+    }
+    assert (await api.post("/api/v1/guarantees/facilities", json=facility, headers=MANAGER)).status_code == 201
+    await set_capital(api, capital)
+
+
+def new_loan(lender: uuid.UUID) -> dict[str, Any]:
+    return {
+        "loan_id": str(uuid.uuid4()),
+        "application_id": str(uuid.uuid4()),
+        "lender_id": str(lender),
+        "business_id": str(uuid.uuid4()),
+    }
+
+
+async def guarantee(connection: AsyncConnection, loan: dict[str, Any]) -> Any:
+    rows = await connection.execute(
+        text("SELECT * FROM guarantees.guarantees WHERE loan_id = :l"), {"l": uuid.UUID(loan["loan_id"])}
+    )
+    return rows.one_or_none()
+
+
+async def announced(connection: AsyncConnection) -> list[str]:
+    rows = await connection.execute(text("SELECT type FROM guarantees.outbox ORDER BY id"))
+    return [r.type for r in rows]
+
+
+async def test_a_guarantee_follows_its_loan_from_issue_to_release(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    lender = uuid.uuid4()
+    await setup(api, lender)
+    loan = new_loan(lender)
+    await apply(connection, opened(loan))
+    await apply(connection, opened(loan))  # delivered twice: one guarantee
+    g = await guarantee(connection, loan)
+    assert (g.status, str(g.coverage_pct), str(g.cap_cad)) == ("active", "50.00", "125000.00")
+    for event_type, outstanding in (
+        ("loan.disbursed", "26000000"),
+        ("loan.repayment_applied", "24900000"),
+        ("loan.repayment_applied", "0"),
+    ):
+        await apply(connection, loan_event(event_type, loan, outstanding_principal=outstanding))
+        assert (await guarantee(connection, loan)).outstanding_principal == int(outstanding)
+    await apply(connection, loan_event("loan.repaid", loan, outstanding_principal="0", status="repaid"))
+    assert (await guarantee(connection, loan)).status == "released"
+    assert await announced(connection) == [
+        "guarantee.issued",
+        "guarantee.exposure_changed",
+        "guarantee.exposure_changed",
+        "guarantee.exposure_changed",
+        "guarantee.released",
+    ]
+
+
+async def test_without_a_facility_or_room_the_guarantee_is_refused_with_the_reason(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    nobody = new_loan(uuid.uuid4())
+    await apply(connection, opened(nobody))
+    assert "no guarantee facility" in (await guarantee(connection, nobody)).refusal
+    lender = uuid.uuid4()
+    await setup(api, lender, capital="100000.00")  # capacity 300,000: per borrower 30,000
+    big = new_loan(lender)
+    await apply(connection, opened(big, principal="30000000"))  # 67,285 CAD → 33,642.50 of exposure
+    refused = await guarantee(connection, big)
+    assert refused.status == "refused" and refused.refusal.startswith("per borrower")
+    outside = new_loan(lender)
+    await apply(connection, opened(outside, principal="1000000", coverage="90"))
+    assert "outside the policy" in (await guarantee(connection, outside)).refusal
+    # a refused guarantee does not follow its loan
+    await apply(connection, loan_event("loan.disbursed", big, outstanding_principal="30000000"))
+    assert (await guarantee(connection, big)).outstanding_principal == 0
+    assert (await announced(connection)).count("guarantee.refused") == 3
