@@ -8,6 +8,7 @@ from services.guarantees.capital.router import router as capital_router
 from services.guarantees.facilities.router import router as facilities_router
 from services.guarantees.issuance.events import subscription
 from services.guarantees.issuance.room import internal as room_internal
+from services.guarantees.issuance.router import router as guarantees_router
 from services.guarantees.models import SCHEMA, events, metadata
 from services.guarantees.policy.router import router as policy_router
 from services.guarantees.settings import Settings
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
-        routers=[capital_router, facilities_router, policy_router, room_internal],
+        routers=[capital_router, facilities_router, policy_router, guarantees_router, room_internal],
         subscriptions=[subscription(peers)],
         configure_logs=configure_logs,
     )

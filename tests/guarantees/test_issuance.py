@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.guarantees.issuance.events import subscription
+from shared.auth import Role
 from shared.db import make_sessionmaker
 from shared.events.contracts import EventEnvelope
 from tests.guarantees.conftest import MANAGER, set_capital
@@ -145,3 +146,41 @@ async def test_without_a_facility_or_room_the_guarantee_is_refused_with_the_reas
     await apply(connection, loan_event("loan.disbursed", big, outstanding_principal="30000000"))
     assert (await guarantee(connection, big)).outstanding_principal == 0
     assert (await announced(connection)).count("guarantee.refused") == 3
+
+
+async def test_a_refused_guarantee_is_issued_again_once_there_is_room_else_409_with_the_limit(
+    connection: AsyncConnection,
+) -> None:
+    from tests.guarantees.conftest import as_role
+    from tests.support import assert_problem, service_app
+
+    app = service_app("guarantees", connection)
+    app.state.peers = FakeFx()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://guarantees") as api:
+        lender = uuid.uuid4()
+        await setup(api, lender, capital="100000.00")  # per borrower: 10 % of 300,000 = 30,000
+        loan = new_loan(lender)
+        await apply(connection, opened(loan, principal="30000000"))  # 33,642.45 CAD of exposure
+        g = (await api.get("/api/v1/guarantees/guarantees", params={"status": "refused"}, headers=MANAGER)).json()
+        refused = next(x for x in g if x["loan_id"] == loan["loan_id"])
+        assert refused["exposure_cad"] is None and refused["refusal"].startswith("per borrower")
+        again = await api.post(f"/api/v1/guarantees/guarantees/{refused['id']}/issue", json={}, headers=MANAGER)
+        problem = assert_problem(again, 409)
+        assert problem["type"] == "/problems/limit-per-borrower" and problem["limit"] == "per_borrower"
+        assert (problem["current"], problem["maximum"]) == ("33642.45", "30000.00")
+        await set_capital(api, "200000.00")  # per borrower now 60,000
+        issued = await api.post(f"/api/v1/guarantees/guarantees/{refused['id']}/issue", json={}, headers=MANAGER)
+        assert issued.status_code == 200, issued.text
+        assert issued.json()["status"] == "active" and issued.json()["exposure_cad"]["amount"] == "0.00"  # not yet disbursed
+        assert_problem(
+            await api.post(f"/api/v1/guarantees/guarantees/{refused['id']}/issue", json={}, headers=MANAGER), 409
+        )
+        mine = (await api.get("/api/v1/guarantees/guarantees", headers=as_role(Role.lender, lender))).json()
+        assert [x["id"] for x in mine] == [refused["id"]]
+        other = as_role(Role.lender, uuid.uuid4())
+        assert_problem(await api.get(f"/api/v1/guarantees/guarantees/{refused['id']}", headers=other), 404)
+        assert_problem(await api.get("/api/v1/guarantees/guarantees", headers=as_role(Role.ica, uuid.uuid4())), 403)
+        assert_problem(
+            await api.post(f"/api/v1/guarantees/guarantees/{refused['id']}/issue", json={}, headers=other), 403
+        )
+    assert (await announced(connection))[-1] == "guarantee.issued"

@@ -77,9 +77,10 @@ async def test_room_follows_the_facility_the_capital_and_the_limits(connection: 
         await connection.execute(
             text(
                 "INSERT INTO guarantees.guarantees (id, loan_id, application_id, lender_id, business_id, country,"
-                " currency, facility_id, facility_version, coverage_pct, cap_cad, outstanding_principal, issued_on)"
+                " currency, facility_id, facility_version, coverage_pct, cap_cad, principal, outstanding_principal,"
+                " issued_on)"
                 " SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), :lender, :business, 'SN', 'CAD',"
-                " id, 1, 50, 125000, 20000, :today FROM guarantees.facilities WHERE lender_id = :lender"
+                " id, 1, 50, 125000, 20000, 20000, :today FROM guarantees.facilities WHERE lender_id = :lender"
             ),
             {"lender": lender, "business": business, "today": today},
         )

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -23,7 +25,8 @@ from services.guarantees.db import events as event_tables
 from services.guarantees.facilities.models import Facility, FacilityTerms
 from services.guarantees.issuance.models import Guarantee
 from services.guarantees.issuance.room import exposures
-from services.guarantees.limits import Limits, breaches, new_exposure
+from services.guarantees.limits import Breach, Limits, breaches, new_exposure
+from services.guarantees.policy.models import GuaranteePolicy
 from services.guarantees.policy.router import current_policy
 from shared.contracts.guarantees import (
     GuaranteeExposureChangedV1,
@@ -70,43 +73,89 @@ async def _announce(session: AsyncSession, g: Guarantee, event_type: str, **extr
     )
 
 
+@dataclass
+class Assessment:
+    """What issuing a guarantee on a loan would take, on a date: the facility terms, the coverage, the exposure
+    added, and why not (`refusal`, with `found` naming the limits breached and their figures)."""
+
+    policy: GuaranteePolicy
+    facility: Facility | None
+    terms: FacilityTerms | None
+    coverage: Decimal | None
+    added: Decimal
+    refusal: str | None
+    found: list[Breach]
+
+
+async def assess(
+    session: AsyncSession,
+    fx: InternalClient,
+    *,
+    on: date,
+    lender_id: uuid.UUID,
+    business_id: uuid.UUID,
+    country: str,
+    principal: Decimal,
+    currency: str,
+    coverage: Decimal | None,
+) -> Assessment:
+    policy = await current_policy(session)
+    facility = await session.scalar(select(Facility).where(Facility.lender_id == lender_id))
+    terms = await session.get(FacilityTerms, (facility.id, facility.current_version)) if facility else None
+    if facility is None or terms is None or not terms.valid_from <= on <= terms.valid_to:
+        return Assessment(
+            policy, facility, terms, coverage, Decimal(0), f"the lender has no guarantee facility in force on {on}", []
+        )
+    coverage = coverage if coverage is not None else terms.coverage_pct
+    if not policy.coverage_min_pct <= coverage <= policy.coverage_max_pct:
+        refusal = f"coverage {coverage} % is outside the policy's {policy.coverage_min_pct}–{policy.coverage_max_pct} %"
+        return Assessment(policy, facility, terms, coverage, Decimal(0), refusal, [])
+    equivalent = await fx.cad_equivalent(principal, currency, on)
+    if equivalent is None:
+        raise LookupError(f"no {currency} rate on or before {on}: the guarantee waits for one")
+    added = new_exposure(equivalent.amount_cad, coverage, terms.max_cover_per_loan_cad)
+    limits = Limits(
+        capital=await capital_available(session, on),
+        leverage_max=policy.leverage_max,
+        ceiling=terms.ceiling_cad,
+        per_lender_pct=policy.per_lender_max_pct,
+        per_country_pct=policy.per_country_max_pct,
+        per_borrower_pct=policy.per_borrower_max_pct,
+    )
+    now = await exposures(session, fx, on=on, lender_id=lender_id, country=country, business_id=business_id)
+    found = breaches(added, now, limits)
+    return Assessment(policy, facility, terms, coverage, added, "; ".join(b.describe() for b in found) or None, found)
+
+
+async def announce_issued(session: AsyncSession, guarantee: Guarantee, verdict: Assessment) -> None:
+    assert verdict.facility is not None and verdict.terms is not None
+    await _announce(
+        session,
+        guarantee,
+        "guarantee.issued",
+        facility_id=str(verdict.facility.id),
+        facility_version=verdict.terms.version,
+        policy_version=verdict.policy.version,
+        exposure_cad_at_issue=format(verdict.added, "f"),
+    )
+
+
 async def issue(session: AsyncSession, opened: LoanOpenedV1, fx: InternalClient, on: date) -> Guarantee | None:
     """Issues (or refuses, with the reason) the guarantee a loan's approval asked for; nothing if it exists."""
     if await session.scalar(select(Guarantee.id).where(Guarantee.loan_id == opened.loan_id)) is not None:
         return None  # a replayed or duplicated loan.opened: one guarantee per loan
-    policy = await current_policy(session)
-    facility = await session.scalar(select(Facility).where(Facility.lender_id == opened.lender_id))
-    terms = await session.get(FacilityTerms, (facility.id, facility.current_version)) if facility else None
-    refusal: str | None = None
-    coverage = Decimal(opened.guarantee_coverage_pct) if opened.guarantee_coverage_pct else None
-    added = Decimal(0)
-    if facility is None or terms is None or not terms.valid_from <= on <= terms.valid_to:
-        refusal = f"the lender has no guarantee facility in force on {on}"
-    else:
-        coverage = coverage if coverage is not None else terms.coverage_pct
-        if not policy.coverage_min_pct <= coverage <= policy.coverage_max_pct:
-            refusal = (
-                f"coverage {coverage} % is outside the policy's {policy.coverage_min_pct}–{policy.coverage_max_pct} %"
-            )
-        else:
-            principal = await fx.cad_equivalent(Decimal(opened.principal), opened.currency, on)
-            if principal is None:
-                raise LookupError(f"no {opened.currency} rate on or before {on}: the guarantee waits for one")
-            added = new_exposure(principal.amount_cad, coverage, terms.max_cover_per_loan_cad)
-            limits = Limits(
-                capital=await capital_available(session, on),
-                leverage_max=policy.leverage_max,
-                ceiling=terms.ceiling_cad,
-                per_lender_pct=policy.per_lender_max_pct,
-                per_country_pct=policy.per_country_max_pct,
-                per_borrower_pct=policy.per_borrower_max_pct,
-            )
-            now = await exposures(
-                session, fx, on=on, lender_id=opened.lender_id, country=opened.country, business_id=opened.business_id
-            )
-            found = breaches(added, now, limits)
-            if found:
-                refusal = "; ".join(b.describe() for b in found)
+    verdict = await assess(
+        session,
+        fx,
+        on=on,
+        lender_id=opened.lender_id,
+        business_id=opened.business_id,
+        country=opened.country,
+        principal=Decimal(opened.principal),
+        currency=opened.currency,
+        coverage=Decimal(opened.guarantee_coverage_pct) if opened.guarantee_coverage_pct else None,
+    )
+    facility, terms, coverage, refusal = verdict.facility, verdict.terms, verdict.coverage, verdict.refusal
     created = await session.scalar(
         insert(Guarantee)
         .values(
@@ -120,6 +169,7 @@ async def issue(session: AsyncSession, opened: LoanOpenedV1, fx: InternalClient,
             facility_version=terms.version if terms else 0,
             coverage_pct=coverage if coverage is not None else Decimal(0),
             cap_cad=terms.max_cover_per_loan_cad if terms else Decimal(0),
+            principal=Decimal(opened.principal),
             outstanding_principal=Decimal(opened.outstanding_principal),
             status="refused" if refusal else "active",
             refusal=refusal,
@@ -135,16 +185,7 @@ async def issue(session: AsyncSession, opened: LoanOpenedV1, fx: InternalClient,
     if refusal:
         await _announce(session, guarantee, "guarantee.refused", reason=refusal)
     else:
-        assert facility is not None and terms is not None
-        await _announce(
-            session,
-            guarantee,
-            "guarantee.issued",
-            facility_id=str(facility.id),
-            facility_version=terms.version,
-            policy_version=policy.version,
-            exposure_cad_at_issue=format(added, "f"),
-        )
+        await announce_issued(session, guarantee, verdict)
     return guarantee
 
 

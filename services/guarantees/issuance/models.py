@@ -32,6 +32,7 @@ class Guarantee(Base):
     facility_version: Mapped[int] = mapped_column(Integer)
     coverage_pct: Mapped[Decimal] = mapped_column(Numeric(5, 2))
     cap_cad: Mapped[Decimal] = mapped_column(Numeric(20, 2))
+    principal: Mapped[Decimal] = mapped_column(Numeric(20, 4), comment="the loan's approved principal, in its currency")
     outstanding_principal: Mapped[Decimal] = mapped_column(Numeric(20, 4), comment="the loan's, in its currency")
     # active | released | called | paid | expired | cancelled; refused: asked for, but not within the facility or
     # the limits when the loan opened (`refusal` says why)

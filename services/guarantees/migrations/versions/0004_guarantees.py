@@ -30,6 +30,12 @@ def upgrade() -> None:
         sa.Column("coverage_pct", sa.Numeric(precision=5, scale=2), nullable=False),
         sa.Column("cap_cad", sa.Numeric(precision=20, scale=2), nullable=False),
         sa.Column(
+            "principal",
+            sa.Numeric(precision=20, scale=4),
+            nullable=False,
+            comment="the loan's approved principal, in its currency",
+        ),
+        sa.Column(
             "outstanding_principal",
             sa.Numeric(precision=20, scale=4),
             nullable=False,
