@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.guarantees.capital.router import router as capital_router
+from services.guarantees.claims.router import router as claims_router
 from services.guarantees.facilities.router import router as facilities_router
 from services.guarantees.issuance.events import subscription
 from services.guarantees.issuance.room import internal as room_internal
@@ -29,7 +30,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
-        routers=[capital_router, facilities_router, policy_router, guarantees_router, room_internal],
+        routers=[capital_router, facilities_router, policy_router, guarantees_router, claims_router, room_internal],
         subscriptions=[subscription(peers)],
         configure_logs=configure_logs,
     )

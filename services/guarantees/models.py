@@ -1,6 +1,7 @@
 """Every table of the guarantees service, all in its own `guarantees` schema (Alembic reads this)."""
 
 from services.guarantees.capital.models import CapitalEntry
+from services.guarantees.claims.models import Claim, ClaimStep
 from services.guarantees.db import SCHEMA, Base, events, idempotency_keys, metadata
 from services.guarantees.facilities.models import Facility, FacilityTerms
 from services.guarantees.issuance.models import Guarantee
@@ -10,6 +11,8 @@ __all__ = [
     "SCHEMA",
     "Base",
     "CapitalEntry",
+    "Claim",
+    "ClaimStep",
     "Facility",
     "FacilityTerms",
     "Guarantee",

@@ -11,6 +11,7 @@ from services.portfolio.fx.router import router as fx_router
 from services.portfolio.lenders.router import router as lenders_router
 from services.portfolio.loans.daily import daily_close
 from services.portfolio.loans.events import LOANS_FROM_APPROVALS
+from services.portfolio.loans.internal import internal as loans_internal
 from services.portfolio.loans.router import admin as loans_admin
 from services.portfolio.loans.router import router as loans_router
 from services.portfolio.models import SCHEMA, events, metadata
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             pushes_webhooks,
             fx_router,
             fx_internal,
+            loans_internal,
         ],
         subscriptions=[LOANS_FROM_APPROVALS],
         extra_lifespan=background,

@@ -43,3 +43,35 @@ class GuaranteeExposureChangedV1(GuaranteeFactsV1):
 @event_contract("guarantee.released", version=1)
 class GuaranteeReleasedV1(GuaranteeFactsV1):
     pass
+
+
+class ClaimFactsV1(BaseModel):
+    claim_id: uuid.UUID
+    guarantee_id: uuid.UUID
+    loan_id: uuid.UUID
+    lender_id: uuid.UUID
+    status: str
+    payout_cad: str
+    actor: str
+
+
+@event_contract("claim.filed", version=1)
+class ClaimFiledV1(ClaimFactsV1):
+    default_date: str
+    amount_in_default: str
+    currency: str
+
+
+@event_contract("claim.validated", version=1)
+class ClaimValidatedV1(ClaimFactsV1):
+    pass
+
+
+@event_contract("claim.paid", version=1)
+class ClaimPaidV1(ClaimFactsV1):
+    paid_on: str
+
+
+@event_contract("claim.rejected", version=1)
+class ClaimRejectedV1(ClaimFactsV1):
+    reason: str

@@ -171,7 +171,9 @@ async def test_a_refused_guarantee_is_issued_again_once_there_is_room_else_409_w
         await set_capital(api, "200000.00")  # per borrower now 60,000
         issued = await api.post(f"/api/v1/guarantees/guarantees/{refused['id']}/issue", json={}, headers=MANAGER)
         assert issued.status_code == 200, issued.text
-        assert issued.json()["status"] == "active" and issued.json()["exposure_cad"]["amount"] == "0.00"  # not yet disbursed
+        assert (
+            issued.json()["status"] == "active" and issued.json()["exposure_cad"]["amount"] == "0.00"
+        )  # not yet disbursed
         assert_problem(
             await api.post(f"/api/v1/guarantees/guarantees/{refused['id']}/issue", json={}, headers=MANAGER), 409
         )

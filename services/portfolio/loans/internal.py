@@ -1,0 +1,51 @@
+"""What the guarantees service asks the portfolio about a loan when a lender files a claim (internal, service
+token): its days past due on a date, and, when it is in default by the facility's trigger, the default date (the
+day its oldest overdue instalment reached the trigger) and the outstanding principal that day."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from services.portfolio.loans.arrears import book_on
+from services.portfolio.loans.models import Loan
+from shared.auth import service_caller
+from shared.db import SessionDep, TransactionalRoute
+from shared.money import format_amount
+from shared.problems import NotFound
+
+internal = APIRouter(prefix="/internal/loans", tags=["internal"], route_class=TransactionalRoute)
+
+
+@internal.get("/{loan_id}/default")
+async def default(
+    loan_id: uuid.UUID,
+    session: SessionDep,
+    _caller: Annotated[str, Depends(service_caller)],
+    trigger_dpd: Annotated[int, Query(ge=1, le=3650)],
+    as_of: date,
+) -> dict[str, Any]:
+    loan = await session.get(Loan, loan_id)
+    if loan is None:
+        raise NotFound(f"no loan {loan_id}")
+    _, book = await book_on(session, loan.id, as_of)
+    dpd = book.days_past_due(as_of)
+    body: dict[str, Any] = {
+        "loan_id": str(loan.id),
+        "lender_id": str(loan.lender_id),
+        "currency": loan.currency,
+        "as_of": as_of.isoformat(),
+        "days_past_due": dpd,
+        "default_date": None,
+        "outstanding_on_default": None,
+    }
+    if dpd >= trigger_dpd:
+        oldest = book.overdue(as_of)[0].due.due_date
+        default_on = oldest + timedelta(days=trigger_dpd)
+        _, then = await book_on(session, loan.id, default_on)
+        body["default_date"] = default_on.isoformat()
+        body["outstanding_on_default"] = format_amount(then.outstanding_principal, loan.currency)
+    return body

@@ -1,0 +1,33 @@
+"""The default facts the guarantees service reads when a lender files a claim."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.auth import SERVICE_HEADER, mint_service_token
+from tests.conftest import INTERNAL_SECRET
+from tests.portfolio.books import MANAGER, disbursed_loan, pay
+from tests.support import assert_problem
+
+
+def internal() -> dict[str, str]:
+    return {SERVICE_HEADER: mint_service_token("guarantees", secret=INTERNAL_SECRET, audience="portfolio")}
+
+
+async def test_days_past_due_default_date_and_the_outstanding_that_day(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    loan_id = await disbursed_loan(api, connection)  # first instalment due 2025-02-15
+    assert (await pay(api, loan_id, "500.00", "2025-02-15")).status_code == 201  # 100 interest, 400 principal
+    url = f"/internal/loans/{loan_id}/default"
+    before = (await api.get(url, params={"trigger_dpd": 90, "as_of": "2025-05-15"}, headers=internal())).json()
+    assert (before["days_past_due"], before["default_date"]) == (89, None)
+    after = (await api.get(url, params={"trigger_dpd": 90, "as_of": "2025-06-01"}, headers=internal())).json()
+    assert after["days_past_due"] == 106 and after["default_date"] == "2025-05-16"
+    assert after["outstanding_on_default"] == "9600.00" and after["currency"] == "CAD"
+    assert_problem(await api.get(url, params={"trigger_dpd": 90, "as_of": "2025-06-01"}, headers=MANAGER), 401)
+    missing = f"/internal/loans/{uuid.uuid4()}/default"
+    assert_problem(await api.get(missing, params={"trigger_dpd": 90, "as_of": "2025-06-01"}, headers=internal()), 404)
