@@ -1,7 +1,7 @@
 """Every table of the guarantees service, all in its own `guarantees` schema (Alembic reads this)."""
 
 from services.guarantees.capital.models import CapitalEntry
-from services.guarantees.claims.models import Claim, ClaimStep
+from services.guarantees.claims.models import Claim, ClaimStep, Recovery
 from services.guarantees.db import SCHEMA, Base, events, idempotency_keys, metadata
 from services.guarantees.facilities.models import Facility, FacilityTerms
 from services.guarantees.issuance.models import Guarantee
@@ -17,6 +17,7 @@ __all__ = [
     "FacilityTerms",
     "Guarantee",
     "GuaranteePolicy",
+    "Recovery",
     "events",
     "idempotency_keys",
     "metadata",

@@ -75,3 +75,16 @@ class ClaimPaidV1(ClaimFactsV1):
 @event_contract("claim.rejected", version=1)
 class ClaimRejectedV1(ClaimFactsV1):
     reason: str
+
+
+@event_contract("recovery.shared", version=1)
+class RecoverySharedV1(BaseModel):
+    claim_id: uuid.UUID
+    guarantee_id: uuid.UUID
+    loan_id: uuid.UUID
+    amount: str
+    currency: str
+    value_date: str
+    fund_share_cad: str
+    recouped_cad: str
+    payout_cad: str

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.auth import Role
 from tests.guarantees.conftest import MANAGER, as_role, set_capital
-from tests.guarantees.test_issuance import TODAY, apply, new_loan, opened, setup
+from tests.guarantees.test_issuance import TODAY, apply, loan_event, new_loan, opened, setup
 from tests.guarantees.test_room import FakeFx
 from tests.support import assert_problem, service_app
 
@@ -117,3 +117,49 @@ async def test_a_rejected_claim_leaves_the_guarantee_active(connection: AsyncCon
         assert_problem(await api.post(f"{CLAIMS}/{claim['id']}/validate", json={}, headers=MANAGER), 409)
         guarantees = (await api.get("/api/v1/guarantees/guarantees", headers=MANAGER)).json()
         assert next(g for g in guarantees if g["loan_id"] == loan["loan_id"])["status"] == "active"
+
+
+async def test_recoveries_are_shared_until_the_payout_is_recouped_and_never_beyond(connection: AsyncConnection) -> None:
+    portfolio = FakePortfolio()
+    app = service_app("guarantees", connection)
+    app.state.peers = portfolio
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://guarantees") as api:
+        lender = uuid.uuid4()
+        await setup(api, lender, capital="1000000.00")
+        loan = new_loan(lender)
+        await apply(connection, opened(loan, principal="12000000"))
+        portfolio.defaults[loan["loan_id"]] = default(120, TODAY - timedelta(days=30), "12000000")
+        body = {"loan_id": loan["loan_id"], "documents": [{"name": "demand.pdf", "kind": "demand_letter"}]}
+        claim = (await api.post(CLAIMS, json=body, headers=as_role(Role.lender, lender))).json()
+        url = f"{CLAIMS}/{claim['id']}"
+        early = {"amount": {"amount": "1000", "currency": "XOF"}, "value_date": str(TODAY), "reference": "R0"}
+        assert_problem(await api.post(f"{url}/recoveries", json=early, headers=MANAGER), 409)  # not paid yet
+        await api.post(f"{url}/validate", json={}, headers=MANAGER)
+        await api.post(f"{url}/approve-payment", json={}, headers=as_role(Role.fund_manager))  # payout 13,456.98
+
+        # the lender pushes a recovery of 10,000,000 XOF: the fund's share is 50 % of it in CAD = 11,214.15
+        event = loan_event(
+            "loan.recovery_received",
+            loan,
+            outstanding_principal="0",
+            transaction_id=str(uuid.uuid4()),
+            external_id="REC-1",
+            amount="10000000",
+            value_date=str(TODAY),
+            allocation={k: "0" for k in ("penalties", "fees", "interest", "principal", "credit", "recovered")},
+            split={"lender": "10000000"},
+        )
+        await apply(connection, event)
+        await apply(connection, event)  # delivered twice: shared once
+        second = {"amount": {"amount": "10000000", "currency": "XOF"}, "value_date": str(TODAY), "reference": "R2"}
+        capped = (await api.post(f"{url}/recoveries", json=second, headers=MANAGER)).json()
+        # only what is left of the payout: 13,456.98 − 11,214.15 = 2,242.83
+        assert capped["fund_share"]["amount"] == "2242.83" and capped["recouped"] == capped["payout"]
+        third = {**second, "reference": "R3"}
+        beyond = (await api.post(f"{url}/recoveries", json=third, headers=MANAGER)).json()
+        assert beyond["fund_share"]["amount"] == "0.00" and beyond["recouped"]["amount"] == "13456.98"
+        ledger = (
+            await api.get("/api/v1/guarantees/capital/entries", params={"kind": "recovery"}, headers=MANAGER)
+        ).json()
+        mine = [e["amount"]["amount"] for e in ledger["items"] if e["reference"] == f"claim {claim['id']}"]
+        assert sorted(mine) == ["11214.15", "2242.83"]

@@ -48,3 +48,19 @@ class ClaimStep(Base):
     actor: Mapped[str] = mapped_column(String(200))
     comment: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Recovery(Base):
+    """The fund's share of money the lender recovered after a claim was paid: coverage × the recovery, in CAD at
+    the recovery's date, until the payout is recouped, never beyond."""
+
+    __tablename__ = "recoveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    claim_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("guarantees.claims.id"))
+    source: Mapped[str] = mapped_column(String(100), unique=True, comment="the loan event or staff entry it came from")
+    amount: Mapped[Decimal] = mapped_column(Numeric(20, 4), comment="recovered by the lender, in the loan's currency")
+    value_date: Mapped[date] = mapped_column(Date)
+    rate: Mapped[Decimal] = mapped_column(Numeric(24, 12))
+    fund_share_cad: Mapped[Decimal] = mapped_column(Numeric(20, 2))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

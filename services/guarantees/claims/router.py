@@ -14,11 +14,12 @@ from typing import Annotated, Any
 from dateutil.relativedelta import relativedelta
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.guarantees.capital.models import CapitalEntry
-from services.guarantees.claims.models import Claim, ClaimStep
+from services.guarantees.claims.models import Claim, ClaimStep, Recovery
+from services.guarantees.claims.recoveries import share_recovery
 from services.guarantees.db import events as event_tables
 from services.guarantees.facilities.models import FacilityTerms
 from services.guarantees.issuance.models import Guarantee
@@ -27,9 +28,16 @@ from shared.contracts.guarantees import ClaimFiledV1, ClaimPaidV1, ClaimRejected
 from shared.db import SessionDep
 from shared.events.outbox import publish
 from shared.idempotency import IdempotentRoute
-from shared.money import Money, round_money
+from shared.money import Money, PositiveMoney, round_money
 from shared.peers import InternalClient
-from shared.problems import Conflict, Forbidden, NotFound, ServiceUnavailable, problem_responses
+from shared.problems import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    UnprocessableContent,
+    problem_responses,
+)
 
 router = APIRouter(prefix="/api/v1/guarantees/claims", tags=["claims"], route_class=IdempotentRoute)
 MANAGERS = require_roles(Role.admin, Role.fund_manager)
@@ -308,3 +316,53 @@ async def get_claim(claim_id: uuid.UUID, session: SessionDep, principal: Current
     if principal.role not in (*STAFF_ROLES, Role.funder, Role.lender):
         raise Forbidden(f"role {principal.role.value!r} has no access to claims")
     return await _out(session, claim)
+
+
+class RecoveryIn(BaseModel):
+    amount: PositiveMoney = Field(description="what the lender recovered, in the loan's currency")
+    value_date: date
+    reference: Text = Field(description="the recovery's reference: the same one twice counts once")
+
+
+class RecoveryOut(BaseModel):
+    claim_id: uuid.UUID
+    fund_share: Money = Field(description="coverage × the recovery, in CAD at its date, up to what is left to recoup")
+    recouped: Money
+    payout: Money
+
+
+@router.post(
+    "/{claim_id}/recoveries",
+    status_code=201,
+    response_model=RecoveryOut,
+    summary="Record a recovery on a paid claim (staff); the fund's share goes to the capital ledger",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def add_recovery(
+    claim_id: uuid.UUID, body: RecoveryIn, request: Request, session: SessionDep, principal: Principal = MANAGERS
+) -> RecoveryOut:
+    claim = await _claim(session, claim_id)
+    if claim.status != "paid":
+        raise Conflict(f"the claim is {claim.status}: recoveries are shared once it is paid", slug="claim-not-paid")
+    if body.amount.currency != claim.currency:
+        raise UnprocessableContent(
+            f"the loan is in {claim.currency}", errors=[{"pointer": "#/amount/currency", "detail": "not the loan's"}]
+        )
+    g = await session.get(Guarantee, claim.guarantee_id, with_for_update=True)
+    assert g is not None
+    recovery = await share_recovery(
+        session,
+        request.app.state.peers,
+        g,
+        amount=body.amount.amount,
+        value_date=body.value_date,
+        source=f"staff:{claim.id}:{body.reference}",
+        actor=principal.key_id,
+    )
+    recouped = await session.scalar(select(func.sum(Recovery.fund_share_cad)).where(Recovery.claim_id == claim.id))
+    return RecoveryOut(
+        claim_id=claim.id,
+        fund_share=Money.of(recovery.fund_share_cad if recovery else Decimal(0), "CAD"),
+        recouped=Money.of(Decimal(recouped or 0), "CAD"),
+        payout=Money.of(claim.payout_cad, "CAD"),
+    )

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.guarantees.capital.router import capital_available
+from services.guarantees.claims.recoveries import share_recovery
 from services.guarantees.db import events as event_tables
 from services.guarantees.facilities.models import Facility, FacilityTerms
 from services.guarantees.issuance.models import Guarantee
@@ -189,12 +190,22 @@ async def issue(session: AsyncSession, opened: LoanOpenedV1, fx: InternalClient,
     return guarantee
 
 
-async def follow(session: AsyncSession, event: EventEnvelope) -> None:
-    """A later loan event: the guarantee's outstanding follows the loan's; repaid releases it."""
+async def follow(session: AsyncSession, event: EventEnvelope, fx: InternalClient) -> None:
+    """A later loan event: the guarantee's outstanding follows the loan's; repaid releases it; a recovery after a
+    paid claim is shared."""
     loan_id = event.payload["loan_id"]
     guarantee = await session.scalar(select(Guarantee).where(Guarantee.loan_id == loan_id).with_for_update())
     if guarantee is None or guarantee.status == "refused":
         return
+    if event.type == "loan.recovery_received" and guarantee.status == "paid":
+        await share_recovery(
+            session,
+            fx,
+            guarantee,
+            amount=Decimal(event.payload["amount"]),
+            value_date=date.fromisoformat(event.payload["value_date"]),
+            source=f"event:{event.event_id}",
+        )
     previous = guarantee.outstanding_principal
     guarantee.outstanding_principal = Decimal(event.payload["outstanding_principal"])
     await session.flush()
@@ -218,7 +229,7 @@ def subscription(fx: InternalClient) -> Subscription:
             if "guarantee" in opened.instruments:
                 await issue(session, opened, fx, event.occurred_at.date())
         else:
-            await follow(session, event)
+            await follow(session, event, fx)
 
     handler: Callable[[AsyncSession, EventEnvelope], Awaitable[None]] = handle
     return Subscription(name=SPEC.name, producer=SPEC.producer, types=SPEC.types, handler=handler)
