@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import httpx
 
@@ -39,10 +40,26 @@ class InternalClient:
         self, service: str, path: str, params: dict[str, str], *, problem_404: bool = False
     ) -> httpx.Response:
         """200, or (with `problem_404`) a 404 problem the contract allows; anything else is a 503 here."""
+        return await self._call("GET", service, path, params=params, problem_404=problem_404)
+
+    async def post(self, service: str, path: str, body: dict[str, Any]) -> httpx.Response:
+        """A read that takes a body (a list of ids, say): 200, anything else is a 503 here."""
+        return await self._call("POST", service, path, json=body)
+
+    async def _call(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        problem_404: bool = False,
+    ) -> httpx.Response:
         token = mint_service_token(self.caller, secret=self.secret, audience=service)
         try:
             async with httpx.AsyncClient(base_url=peer_url(service), timeout=self.timeout) as client:
-                response = await client.get(path, params=params, headers={SERVICE_HEADER: token})
+                response = await client.request(method, path, params=params, json=json, headers={SERVICE_HEADER: token})
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(
                 f"{self.purpose} needs the {service} service, which did not answer; nothing was changed, retry later",

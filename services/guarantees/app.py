@@ -10,6 +10,7 @@ from services.guarantees.facilities.router import router as facilities_router
 from services.guarantees.issuance.events import subscription
 from services.guarantees.issuance.room import internal as room_internal
 from services.guarantees.issuance.router import router as guarantees_router
+from services.guarantees.metrics import router as metrics_router
 from services.guarantees.models import SCHEMA, events, metadata
 from services.guarantees.policy.router import router as policy_router
 from services.guarantees.settings import Settings
@@ -30,7 +31,15 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
-        routers=[capital_router, facilities_router, policy_router, guarantees_router, claims_router, room_internal],
+        routers=[
+            capital_router,
+            facilities_router,
+            policy_router,
+            guarantees_router,
+            claims_router,
+            metrics_router,
+            room_internal,
+        ],
         subscriptions=[subscription(peers)],
         configure_logs=configure_logs,
     )

@@ -31,3 +31,19 @@ async def test_days_past_due_default_date_and_the_outstanding_that_day(
     assert_problem(await api.get(url, params={"trigger_dpd": 90, "as_of": "2025-06-01"}, headers=MANAGER), 401)
     missing = f"/internal/loans/{uuid.uuid4()}/default"
     assert_problem(await api.get(missing, params={"trigger_dpd": 90, "as_of": "2025-06-01"}, headers=internal()), 404)
+
+
+async def test_outstanding_of_many_loans_as_they_stood(api: httpx.AsyncClient, connection: AsyncConnection) -> None:
+    first, second = await disbursed_loan(api, connection), await disbursed_loan(api, connection)
+    assert (await pay(api, first, "888.49", "2025-02-15")).status_code == 201
+    body = {"as_of": "2025-02-14", "loan_ids": [first, second, str(uuid.uuid4())]}
+    before = (await api.post("/internal/loans/outstanding", json=body, headers=internal())).json()["loans"]
+    assert before == {
+        first: {"currency": "CAD", "outstanding_principal": "10000.00"},
+        second: {"currency": "CAD", "outstanding_principal": "10000.00"},
+    }
+    after = (
+        await api.post("/internal/loans/outstanding", json={**body, "as_of": "2025-02-15"}, headers=internal())
+    ).json()["loans"]
+    assert after[first]["outstanding_principal"] == "9211.51"
+    assert_problem(await api.post("/internal/loans/outstanding", json=body, headers=MANAGER), 401)

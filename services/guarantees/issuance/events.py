@@ -175,6 +175,7 @@ async def issue(session: AsyncSession, opened: LoanOpenedV1, fx: InternalClient,
             status="refused" if refusal else "active",
             refusal=refusal,
             issued_on=on,
+            exposure_cad_at_issue=verdict.added if refusal is None else Decimal(0),
         )
         .on_conflict_do_nothing(index_elements=[Guarantee.loan_id])
         .returning(Guarantee.id)

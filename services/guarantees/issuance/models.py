@@ -39,4 +39,7 @@ class Guarantee(Base):
     status: Mapped[str] = mapped_column(String(20), server_default="active")
     refusal: Mapped[str | None] = mapped_column(Text)
     issued_on: Mapped[date] = mapped_column(Date)
+    exposure_cad_at_issue: Mapped[Decimal] = mapped_column(
+        Numeric(20, 2), server_default="0", comment="min(coverage × principal in CAD, cap) when issued"
+    )
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

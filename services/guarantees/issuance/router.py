@@ -167,6 +167,7 @@ async def issue_again(
     g.status, g.refusal = "active", None
     g.facility_id, g.facility_version = verdict.facility.id, verdict.terms.version
     g.coverage_pct, g.cap_cad, g.issued_on = verdict.coverage, verdict.terms.max_cover_per_loan_cad, today
+    g.exposure_cad_at_issue = verdict.added
     await session.flush()
     await announce_issued(session, g, verdict)
     return await _out(request, g)

@@ -9,8 +9,10 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import select
 
-from services.portfolio.loans.arrears import book_on
+from services.portfolio.loans.arrears import book_on, books_on
 from services.portfolio.loans.models import Loan
 from shared.auth import service_caller
 from shared.db import SessionDep, TransactionalRoute
@@ -49,3 +51,27 @@ async def default(
         body["default_date"] = default_on.isoformat()
         body["outstanding_on_default"] = format_amount(then.outstanding_principal, loan.currency)
     return body
+
+
+class OutstandingIn(BaseModel):
+    as_of: date
+    loan_ids: list[uuid.UUID] = Field(max_length=5000)
+
+
+@internal.post("/outstanding")
+async def outstanding(
+    body: OutstandingIn, session: SessionDep, _caller: Annotated[str, Depends(service_caller)]
+) -> dict[str, Any]:
+    """Each loan's outstanding principal as it stood on `as_of` (replayed by value date), in its currency."""
+    found: dict[str, Any] = {}
+    ids = list(dict.fromkeys(body.loan_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        currencies = dict((await session.execute(select(Loan.id, Loan.currency).where(Loan.id.in_(chunk)))).all())
+        books = await books_on(session, [i for i in chunk if i in currencies], body.as_of)
+        for loan_id, (_, book) in books.items():
+            found[str(loan_id)] = {
+                "currency": currencies[loan_id],
+                "outstanding_principal": format_amount(book.outstanding_principal, currencies[loan_id]),
+            }
+    return {"as_of": body.as_of.isoformat(), "loans": found}

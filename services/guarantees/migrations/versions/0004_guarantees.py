@@ -43,6 +43,13 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(length=20), server_default="active", nullable=False),
         sa.Column("refusal", sa.Text(), nullable=True),
+        sa.Column(
+            "exposure_cad_at_issue",
+            sa.Numeric(precision=20, scale=2),
+            server_default="0",
+            nullable=False,
+            comment="min(coverage × principal in CAD, cap) when issued",
+        ),
         sa.Column("issued_on", sa.Date(), nullable=False),
         sa.Column("issued_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.PrimaryKeyConstraint("id"),
