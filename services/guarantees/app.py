@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.guarantees.capital.router import router as capital_router
 from services.guarantees.claims.router import router as claims_router
 from services.guarantees.facilities.router import router as facilities_router
+from services.guarantees.fees.router import router as fees_router
 from services.guarantees.issuance.events import subscription
 from services.guarantees.issuance.room import internal as room_internal
 from services.guarantees.issuance.router import router as guarantees_router
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             policy_router,
             guarantees_router,
             claims_router,
+            fees_router,
             metrics_router,
             room_internal,
         ],

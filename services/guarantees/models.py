@@ -4,6 +4,7 @@ from services.guarantees.capital.models import CapitalEntry
 from services.guarantees.claims.models import Claim, ClaimStep, Recovery
 from services.guarantees.db import SCHEMA, Base, events, idempotency_keys, metadata
 from services.guarantees.facilities.models import Facility, FacilityTerms
+from services.guarantees.fees.models import FeeInvoice
 from services.guarantees.issuance.models import Guarantee
 from services.guarantees.policy.models import GuaranteePolicy
 
@@ -15,6 +16,7 @@ __all__ = [
     "ClaimStep",
     "Facility",
     "FacilityTerms",
+    "FeeInvoice",
     "Guarantee",
     "GuaranteePolicy",
     "Recovery",

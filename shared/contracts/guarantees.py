@@ -88,3 +88,12 @@ class RecoverySharedV1(BaseModel):
     fund_share_cad: str
     recouped_cad: str
     payout_cad: str
+
+
+@event_contract("fee.invoiced", version=1)
+class FeeInvoicedV1(BaseModel):
+    invoice_id: uuid.UUID
+    lender_id: uuid.UUID
+    quarter: str
+    currency: str
+    amount: str

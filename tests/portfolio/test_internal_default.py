@@ -47,3 +47,18 @@ async def test_outstanding_of_many_loans_as_they_stood(api: httpx.AsyncClient, c
     ).json()["loans"]
     assert after[first]["outstanding_principal"] == "9211.51"
     assert_problem(await api.post("/internal/loans/outstanding", json=body, headers=MANAGER), 401)
+
+
+async def test_outstanding_history_is_a_step_function_over_a_period(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    loan_id = await disbursed_loan(api, connection)
+    assert (await pay(api, loan_id, "888.49", "2025-02-15")).status_code == 201
+    assert (await pay(api, loan_id, "888.49", "2025-03-15")).status_code == 201
+    body = {"loan_ids": [loan_id], "from": "2025-02-01", "to": "2025-03-31"}
+    got = (await api.post("/internal/loans/outstanding-history", json=body, headers=internal())).json()
+    assert got["loans"][loan_id]["steps"] == [
+        ["2025-02-01", "10000.00"],
+        ["2025-02-15", "9211.51"],
+        ["2025-03-15", "8415.14"],
+    ]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from services.portfolio.loans.arrears import book_on, books_on
-from services.portfolio.loans.models import Loan
+from services.portfolio.loans.models import Loan, Transaction
 from shared.auth import service_caller
 from shared.db import SessionDep, TransactionalRoute
 from shared.money import format_amount
@@ -75,3 +75,42 @@ async def outstanding(
                 "outstanding_principal": format_amount(book.outstanding_principal, currencies[loan_id]),
             }
     return {"as_of": body.as_of.isoformat(), "loans": found}
+
+
+class HistoryIn(BaseModel):
+    loan_ids: list[uuid.UUID] = Field(max_length=5000)
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+
+
+@internal.post("/outstanding-history")
+async def outstanding_history(
+    body: HistoryIn, session: SessionDep, _caller: Annotated[str, Depends(service_caller)]
+) -> dict[str, Any]:
+    """Each loan's outstanding principal at the end of each day from `from` to `to`, as a step function: the
+    balance on `from`, then each change (the value dates of its transactions in between) with the new balance."""
+    ids = list(dict.fromkeys(body.loan_ids))
+    loans = dict((await session.execute(select(Loan.id, Loan.currency).where(Loan.id.in_(ids)))).all())
+    days: dict[date, set[uuid.UUID]] = {body.start: set(loans)}
+    for loan_id, value_date in (
+        await session.execute(
+            select(Transaction.loan_id, Transaction.value_date).where(
+                Transaction.loan_id.in_(list(loans)),
+                Transaction.value_date > body.start,
+                Transaction.value_date <= body.end,
+                Transaction.reversed_at.is_(None),
+            )
+        )
+    ).all():
+        days.setdefault(value_date, set()).add(loan_id)
+    steps: dict[uuid.UUID, list[list[str]]] = {i: [] for i in loans}
+    for day in sorted(days):
+        for loan_id, (_, book) in (await books_on(session, sorted(days[day]), day)).items():
+            balance = format_amount(book.outstanding_principal, loans[loan_id])
+            if not steps[loan_id] or steps[loan_id][-1][1] != balance:
+                steps[loan_id].append([day.isoformat(), balance])
+    return {
+        "from": body.start.isoformat(),
+        "to": body.end.isoformat(),
+        "loans": {str(i): {"currency": loans[i], "steps": steps[i]} for i in loans},
+    }
