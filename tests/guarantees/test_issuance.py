@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -99,27 +100,44 @@ async def announced(connection: AsyncConnection) -> list[str]:
     return [r.type for r in rows]
 
 
-async def test_a_guarantee_follows_its_loan_from_issue_to_release(
-    api: httpx.AsyncClient, connection: AsyncConnection
-) -> None:
-    lender = uuid.uuid4()
-    await setup(api, lender)
-    loan = new_loan(lender)
-    await apply(connection, opened(loan))
-    await apply(connection, opened(loan))  # delivered twice: one guarantee
-    g = await guarantee(connection, loan)
-    assert (g.status, str(g.coverage_pct), str(g.cap_cad)) == ("active", "50.00", "125000.00")
-    for event_type, outstanding in (
-        ("loan.disbursed", "26000000"),
-        ("loan.repayment_applied", "24900000"),
-        ("loan.repayment_applied", "0"),
-    ):
-        await apply(connection, loan_event(event_type, loan, outstanding_principal=outstanding))
-        assert (await guarantee(connection, loan)).outstanding_principal == int(outstanding)
-    await apply(connection, loan_event("loan.repaid", loan, outstanding_principal="0", status="repaid"))
-    assert (await guarantee(connection, loan)).status == "released"
+async def test_a_guarantee_follows_its_loan_from_issue_to_release(connection: AsyncConnection) -> None:
+    from tests.support import service_app
+
+    app = service_app("guarantees", connection)
+    app.state.peers = FakeFx()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://guarantees") as api:
+        lender = uuid.uuid4()
+        await setup(api, lender)
+        loan = new_loan(lender)
+        await apply(connection, opened(loan))
+        await apply(connection, opened(loan))  # delivered twice: one guarantee
+        g = await guarantee(connection, loan)
+        assert (g.status, str(g.coverage_pct), str(g.cap_cad)) == ("active", "50.00", "125000.00")
+
+        async def exposure() -> str:
+            listed = (await api.get("/api/v1/guarantees/guarantees", headers=MANAGER)).json()
+            return str(next(x for x in listed if x["loan_id"] == loan["loan_id"])["exposure_cad"]["amount"])
+
+        assert await exposure() == "0.00"  # not yet disbursed
+        rate = Decimal("1.4712") / Decimal("655.957")
+        for event_type, outstanding in (
+            ("loan.disbursed", "26000000"),
+            ("loan.repayment_applied", "24900000"),
+            ("loan.repayment_applied", "1000000"),
+        ):
+            await apply(connection, loan_event(event_type, loan, outstanding_principal=outstanding))
+            assert (await guarantee(connection, loan)).outstanding_principal == int(outstanding)
+            # exposure = min(50 % × outstanding × the day's rate, 125,000 cap), to the cent
+            assert await exposure() == str(
+                min((Decimal(outstanding) * rate / 2).quantize(Decimal("0.01")), Decimal("125000.00"))
+            )
+        await apply(connection, loan_event("loan.repayment_applied", loan, outstanding_principal="0"))
+        await apply(connection, loan_event("loan.repaid", loan, outstanding_principal="0", status="repaid"))
+        assert (await guarantee(connection, loan)).status == "released"
+        assert await exposure() == "0.00"
     assert await announced(connection) == [
         "guarantee.issued",
+        "guarantee.exposure_changed",
         "guarantee.exposure_changed",
         "guarantee.exposure_changed",
         "guarantee.exposure_changed",

@@ -39,15 +39,19 @@ class GuaranteeOut(BaseModel):
     cap: Money
     principal: Money = Field(description="the loan's approved principal, in its currency")
     outstanding_principal: Money = Field(description="the loan's, as the portfolio last announced it")
-    exposure_cad: Money | None = Field(description="min(coverage × outstanding × today's rate, cap); null if refused")
+    exposure_cad: Money | None = Field(
+        description="min(coverage × outstanding × today's rate, cap); zero once released or paid; null if refused"
+    )
     facility_id: uuid.UUID
     facility_version: int
     issued_on: date
 
 
 async def _exposure(fx: InternalClient, g: Guarantee, on: date) -> Money | None:
-    if g.status not in ("active", "called"):
+    if g.status == "refused":
         return None
+    if g.status not in ("active", "called"):
+        return Money.of(Decimal(0), "CAD")  # released, paid, expired, cancelled: nothing exposed any more
     equivalent = await fx.cad_equivalent(Decimal(1), g.currency, on)
     if equivalent is None:
         return None
