@@ -63,7 +63,6 @@ async def update_lender(session: AsyncSession, *, lender: Lender, spec: LenderUp
             await session.flush()
     except IntegrityError:
         raise Conflict(f"a lender named {spec.name!r} already exists") from None
-    forget_secrets(lender.id)  # an inactive lender's pushes are refused
     return lender
 
 
@@ -116,7 +115,6 @@ async def rotate_secret(session: AsyncSession, *, lender: Lender) -> LenderSecre
     secret = LenderSecret(id=uuid.uuid4(), lender_id=lender.id, secret=generate_secret(), created_at=now)
     session.add(secret)
     await session.flush()
-    forget_secrets(lender.id)
     return secret
 
 
@@ -130,5 +128,4 @@ async def retire_secret(session: AsyncSession, *, lender: Lender, secret_id: uui
         raise Conflict("this is the lender's only valid secret: rotate first, then retire the old one")
     target.retired_at = datetime.now(UTC)
     await session.flush()
-    forget_secrets(lender.id)
     return target

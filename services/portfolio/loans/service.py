@@ -254,9 +254,6 @@ class Ledgers:
             return {}
         # `= ANY(array)`: one prepared statement whatever the number of loans (an IN list is one per length)
         wanted = bindparam("loan_ids", ids, type_=ARRAY(PG_UUID(as_uuid=True)))
-        query = select(Loan).where(Loan.id == any_(wanted)).order_by(Loan.id)
-        if lock:
-            query = query.with_for_update()
         if detached:
             table = cast(Table, Loan.__table__)
             rows = await session.execute(
@@ -266,6 +263,9 @@ class Ledgers:
             )
             loans = {row.id: Loan(**row._mapping) for row in rows}
         else:
+            query = select(Loan).where(Loan.id == any_(wanted)).order_by(Loan.id)
+            if lock:
+                query = query.with_for_update()
             loans = {loan.id: loan for loan in (await session.scalars(query)).all()}
         if not loans:
             return {}
