@@ -69,7 +69,12 @@ def platform(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         for proc in procs:
             proc.terminate()
         for proc in procs:
-            proc.wait(15)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                # a slow shutdown is not what these tests check (tests/deploy/test_make_run.py does): stop it
+                proc.kill()
+                proc.wait(5)
 
 
 def test_an_approved_application_opens_its_loan_in_the_portfolio(platform: dict[str, str]) -> None:
