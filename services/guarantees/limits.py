@@ -68,5 +68,6 @@ def breaches(new: Decimal, now: Exposures, limits: Limits) -> list[Breach]:
 
 
 def new_exposure(amount_cad: Decimal, coverage_pct: Decimal, cap_cad: Decimal) -> Decimal:
-    """What a guarantee of `coverage_pct` on `amount_cad` adds: min(coverage × amount, cap)."""
+    """min(coverage × a CAD amount, cap), rounded half-even to the cent: a guarantee's exposure, a claim's payout
+    (with the payout left to recoup as the cap, a recovery's share). Pass the CAD amount unrounded."""
     return min(round_money(amount_cad * coverage_pct / HUNDRED, "CAD"), cap_cad)

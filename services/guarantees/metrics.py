@@ -22,6 +22,7 @@ from services.guarantees.capital.router import capital_available
 from services.guarantees.claims.models import Claim, Recovery
 from services.guarantees.facilities.models import Facility, FacilityTerms
 from services.guarantees.issuance.models import Guarantee
+from services.guarantees.limits import new_exposure
 from services.guarantees.policy.router import current_policy
 from shared.auth import STAFF_ROLES, Role, require_roles
 from shared.db import SessionDep, TransactionalRoute
@@ -71,7 +72,7 @@ async def exposures_on(session: AsyncSession, fx: InternalClient, on: date) -> d
         if g.currency not in rates:
             continue
         balance = Decimal(outstanding.get(str(g.loan_id), {}).get("outstanding_principal", "0"))
-        exposure = min(round_money(balance * rates[g.currency] * g.coverage_pct / HUNDRED, "CAD"), g.cap_cad)
+        exposure = new_exposure(balance * rates[g.currency], g.coverage_pct, g.cap_cad)
         total += exposure
         by["lender"][str(g.lender_id)] += exposure
         by["country"][g.country] += exposure

@@ -16,9 +16,10 @@ from services.guarantees.capital.models import CapitalEntry
 from services.guarantees.claims.models import Claim, Recovery
 from services.guarantees.db import events as event_tables
 from services.guarantees.issuance.models import Guarantee
+from services.guarantees.limits import new_exposure
 from shared.contracts.guarantees import RecoverySharedV1
 from shared.events.outbox import publish
-from shared.money import format_amount, round_money
+from shared.money import format_amount
 from shared.peers import InternalClient
 from shared.problems import ServiceUnavailable
 
@@ -49,7 +50,7 @@ async def share_recovery(
     equivalent = await fx.cad_equivalent(Decimal(1), guarantee.currency, value_date)
     if equivalent is None:
         raise ServiceUnavailable(f"no {guarantee.currency} rate is recorded: the recovery cannot be shared yet")
-    share = min(round_money(amount * equivalent.rate * guarantee.coverage_pct / 100, "CAD"), remaining)
+    share = new_exposure(amount * equivalent.rate, guarantee.coverage_pct, remaining)
     created = await session.scalar(
         insert(Recovery)
         .values(

@@ -23,12 +23,13 @@ from services.guarantees.claims.recoveries import share_recovery
 from services.guarantees.db import events as event_tables
 from services.guarantees.facilities.models import FacilityTerms
 from services.guarantees.issuance.models import Guarantee
+from services.guarantees.limits import new_exposure
 from shared.auth import STAFF_ROLES, CurrentPrincipal, Principal, Role, require_roles
 from shared.contracts.guarantees import ClaimFiledV1, ClaimPaidV1, ClaimRejectedV1, ClaimValidatedV1
 from shared.db import SessionDep
 from shared.events.outbox import publish
 from shared.idempotency import IdempotentRoute
-from shared.money import Money, PositiveMoney, round_money
+from shared.money import Money, PositiveMoney
 from shared.peers import InternalClient
 from shared.problems import (
     Conflict,
@@ -184,7 +185,7 @@ async def file_claim(
             f"no {g.currency} rate is recorded: the claim cannot be measured", headers={"Retry-After": "300"}
         )
     amount = Decimal(info["outstanding_on_default"])
-    payout = min(round_money(amount * equivalent.rate * g.coverage_pct / 100, "CAD"), g.cap_cad)
+    payout = new_exposure(amount * equivalent.rate, g.coverage_pct, g.cap_cad)
     claim = Claim(
         id=uuid.uuid4(),
         guarantee_id=g.id,

@@ -21,7 +21,7 @@ from services.guarantees.limits import Exposures, Limits, breaches, new_exposure
 from services.guarantees.policy.router import current_policy
 from shared.auth import service_caller
 from shared.db import SessionDep, TransactionalRoute
-from shared.money import Amount, CurrencyCode, round_money
+from shared.money import Amount, CurrencyCode
 from shared.peers import InternalClient
 from shared.problems import ServiceUnavailable
 
@@ -46,9 +46,7 @@ async def exposures(
         rates[currency] = equivalent.rate
     sums: dict[str, Decimal] = defaultdict(Decimal)
     for g in rows:
-        exposure = min(
-            round_money(g.outstanding_principal * rates[g.currency] * g.coverage_pct / HUNDRED, "CAD"), g.cap_cad
-        )
+        exposure = new_exposure(g.outstanding_principal * rates[g.currency], g.coverage_pct, g.cap_cad)
         sums["total"] += exposure
         sums["lender"] += exposure if g.lender_id == lender_id else 0
         sums["country"] += exposure if g.country == country else 0

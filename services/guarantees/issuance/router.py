@@ -15,10 +15,11 @@ from sqlalchemy import select
 
 from services.guarantees.issuance.events import announce_issued, assess
 from services.guarantees.issuance.models import Guarantee
+from services.guarantees.limits import new_exposure
 from shared.auth import STAFF_ROLES, CurrentPrincipal, Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.idempotency import IdempotentRoute
-from shared.money import Money, round_money
+from shared.money import Money
 from shared.peers import InternalClient
 from shared.problems import Conflict, Forbidden, NotFound, problem_responses
 
@@ -55,8 +56,7 @@ async def _exposure(fx: InternalClient, g: Guarantee, on: date) -> Money | None:
     equivalent = await fx.cad_equivalent(Decimal(1), g.currency, on)
     if equivalent is None:
         return None
-    amount = round_money(g.outstanding_principal * equivalent.rate * g.coverage_pct / 100, "CAD")
-    return Money.of(min(amount, g.cap_cad), "CAD")
+    return Money.of(new_exposure(g.outstanding_principal * equivalent.rate, g.coverage_pct, g.cap_cad), "CAD")
 
 
 async def _out(request: Request, g: Guarantee) -> GuaranteeOut:
