@@ -40,7 +40,10 @@ async def exposures_on(session: AsyncSession, fx: InternalClient, on: date) -> d
     rows = (
         await session.scalars(
             select(Guarantee).where(
-                Guarantee.issued_on <= on, Guarantee.status != "refused", Guarantee.id.not_in(paid_before)
+                Guarantee.issued_on <= on,
+                Guarantee.status != "refused",
+                Guarantee.id.not_in(paid_before),
+                Guarantee.expired_on.is_(None) | (Guarantee.expired_on > on),
             )
         )
     ).all()

@@ -9,3 +9,6 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GUARANTEES_", extra="ignore")
 
     port: int = 8003
+    # guarantees whose claim deadline passed with no claim are expired: checked at start and at this interval
+    expiry_enabled: bool = True
+    expiry_check_seconds: float = 3600.0

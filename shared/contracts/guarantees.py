@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from pydantic import BaseModel
 
@@ -43,6 +44,15 @@ class GuaranteeExposureChangedV1(GuaranteeFactsV1):
 @event_contract("guarantee.released", version=1)
 class GuaranteeReleasedV1(GuaranteeFactsV1):
     pass
+
+
+@event_contract("guarantee.expired", version=1)
+class GuaranteeExpiredV1(GuaranteeFactsV1):
+    """The loan defaulted and its claim deadline passed with no claim filed: the fund owes nothing on it any more."""
+
+    expired_on: date
+    default_date: date
+    claim_deadline: date
 
 
 class ClaimFactsV1(BaseModel):

@@ -37,6 +37,9 @@ SUBSCRIPTIONS: list[SubscriptionSpec] = [
                 "loan.restructured",
                 "loan.written_off",
                 "loan.repaid",
+                "loan.in_arrears",
+                "loan.defaulted",
+                "loan.cured",
             }
         ),
     ),

@@ -120,7 +120,10 @@ async def invoice_quarter(
     rows = (
         await session.scalars(select(Guarantee).where(Guarantee.status != "refused", Guarantee.issued_on <= end))
     ).all()
-    guarantees = [g for g in rows if g.id not in paid_claims or paid_claims[g.id] >= start]
+    # the last day a guarantee earns a fee: its claim's payment day, or the day before it expired
+    ends = {g.id: paid_claims[g.id] for g in rows if g.id in paid_claims}
+    ends.update({g.id: g.expired_on - timedelta(days=1) for g in rows if g.expired_on is not None})
+    guarantees = [g for g in rows if g.id not in ends or ends[g.id] >= start]
     if not guarantees:
         return []
     fx: InternalClient = request.app.state.peers
@@ -136,7 +139,7 @@ async def invoice_quarter(
         terms = await session.get(FacilityTerms, (g.facility_id, g.facility_version))
         assert terms is not None
         first = max(start, g.issued_on)
-        last = min(end, paid_claims[g.id]) if g.id in paid_claims else end
+        last = min(end, ends[g.id]) if g.id in ends else end
         steps = history.get(str(g.loan_id), {}).get("steps", [])
         balance_days, days = daily_sum(steps, first, last) if first <= last else (Decimal(0), 0)
         exact = balance_days * g.coverage_pct / 100 * terms.fee_rate_pct / 100 / 365

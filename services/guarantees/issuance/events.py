@@ -6,6 +6,8 @@
   figures), for staff to see.
 - Every later loan event carries the loan's outstanding principal after the change: the guarantee follows it,
   so its exposure follows the repayments; `loan.repaid` releases it.
+- `loan.in_arrears` / `loan.defaulted` note since when the loan is overdue, `loan.cured` forgets it: the daily
+  expiry (`expiry.py`) looks only at guarantees whose claim window may have closed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -207,6 +209,13 @@ async def follow(session: AsyncSession, event: EventEnvelope, fx: InternalClient
             value_date=date.fromisoformat(event.payload["value_date"]),
             source=f"event:{event.event_id}",
         )
+    if event.type in ("loan.in_arrears", "loan.defaulted") and guarantee.overdue_since is None:
+        # the oldest unpaid due date: what the claim trigger and deadline (and so the expiry) count from
+        guarantee.overdue_since = date.fromisoformat(event.payload["as_of"]) - timedelta(
+            days=int(event.payload["days_past_due"])
+        )
+    elif event.type in ("loan.cured", "loan.repaid"):
+        guarantee.overdue_since = None
     previous = guarantee.outstanding_principal
     guarantee.outstanding_principal = Decimal(event.payload["outstanding_principal"])
     await session.flush()

@@ -2,7 +2,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, DateTime, Index, Integer, Numeric, String, Text, func
+from sqlalchemy import Date, DateTime, Index, Integer, Numeric, String, Text, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,6 +19,11 @@ class Guarantee(Base):
         Index("ix_guarantees_lender_status", "lender_id", "status"),
         Index("ix_guarantees_country_status", "country", "status"),
         Index("ix_guarantees_business_status", "business_id", "status"),
+        Index(
+            "ix_guarantees_overdue",
+            "overdue_since",
+            postgresql_where=text("status = 'active' AND overdue_since IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -42,4 +47,8 @@ class Guarantee(Base):
     exposure_cad_at_issue: Mapped[Decimal] = mapped_column(
         Numeric(20, 2), server_default="0", comment="min(coverage × principal in CAD, cap) when issued"
     )
+    overdue_since: Mapped[date | None] = mapped_column(
+        Date, comment="the loan's oldest unpaid due date while it is in arrears (from the portfolio's arrears events)"
+    )
+    expired_on: Mapped[date | None] = mapped_column(Date, comment="the claim deadline passed with no claim")
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
