@@ -25,6 +25,8 @@ from pydantic import (
 )
 
 # at most 15 integer digits (999 trillion, stored as numeric(20, 4)) and 8 decimals
+# CFA francs are pegged to the euro: their CAD rate derives exactly from EUR's and is never entered
+PEGGED_TO_EUR = {"XOF": Decimal("655.957"), "XAF": Decimal("655.957")}
 _AMOUNT_RE = re.compile(r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,8})?$")
 
 

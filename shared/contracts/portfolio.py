@@ -11,8 +11,25 @@ from pydantic import BaseModel
 from shared.events.contracts import event_contract
 
 
+class StandingV1(BaseModel):
+    """How the loan stood from `on` (a value date) until the next step — what a report as of any date needs.
+
+    Days past due as of D (on or after `on`, before the next step) = D − `overdue_from` when `overdue_from` < D,
+    else 0 (DOMAIN.md: a due date of D is not yet overdue on D); for a written-off loan they stop at `on`."""
+
+    on: date
+    outstanding_principal: str  # disbursed, not repaid nor written off
+    overdue_from: date | None  # due date of the oldest instalment with principal or interest unpaid (due or not)
+    status: str  # pending_disbursement | active | repaid | written_off
+
+
 class LoanFactsV1(BaseModel):
-    """Every loan event carries these, so a consumer never needs to call back to place it."""
+    """Every loan event carries these, so a consumer never needs to call back to place it.
+
+    `standing` is the loan's standing at every value date, from the first step's date on, as the books now read:
+    it replaces whatever a consumer knew of the loan from that date. A change in value-date order brings one step;
+    a backdated one, a reversal or a restructuring brings the steps it changed. Empty when the event changes no
+    figure of the past (an arrears crossing, say)."""
 
     loan_id: uuid.UUID
     application_id: uuid.UUID
@@ -23,6 +40,7 @@ class LoanFactsV1(BaseModel):
     currency: str
     outstanding_principal: str  # after the change
     status: str
+    standing: list[StandingV1] = []
 
 
 @event_contract("loan.opened", version=1)
@@ -120,3 +138,14 @@ class LoanWrittenOffV1(LoanFactsV1):
 @event_contract("loan.repaid", version=1)
 class LoanRepaidV1(LoanFactsV1):
     value_date: date
+
+
+@event_contract("fx.rate_recorded", version=1)
+class FxRateRecordedV1(BaseModel):
+    """A day's closing rate, recorded (never changed afterwards). XOF and XAF are not announced: they derive from
+    EUR at `shared.money.PEGGED_TO_EUR`. A date with no rate of its own takes the latest earlier one (stale)."""
+
+    currency: str
+    rate_date: date
+    cad_per_unit: str
+    source: str

@@ -17,10 +17,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.portfolio.fx.models import FxRate
-from shared.money import minor_units, round_money
+from shared.money import PEGGED_TO_EUR, minor_units, round_money
 from shared.problems import Conflict, UnprocessableContent
-
-PEGGED_TO_EUR = {"XOF": Decimal("655.957"), "XAF": Decimal("655.957")}
 
 
 @dataclass(frozen=True)
