@@ -99,6 +99,18 @@ class RepaymentReversedV1(LoanFactsV1):
     reason: str
 
 
+@event_contract("loan.charged", version=1)
+class LoanChargedV1(LoanFactsV1):
+    """A fee or penalty charged on an instalment: paid before its interest and principal, so later payments may
+    allocate differently (`standing`)."""
+
+    transaction_id: uuid.UUID
+    kind: str  # fee | penalty
+    amount: str
+    value_date: date
+    instalment: int
+
+
 class ArrearsV1(LoanFactsV1):
     as_of: date
     days_past_due: int

@@ -1,7 +1,8 @@
 """FX rates (DOMAIN.md, Money): a dated table of CAD per unit. Stocks convert at the closing rate of their as-of
 date, flows at the rate of their own date; a missing rate falls back to the latest earlier one (and says it is
 stale); a currency with no rate at all is reported as such, never counted as zero. XOF and XAF are pegged at
-655.957 per EUR, so they derive exactly from the EUR rate and are never entered themselves."""
+655.957 per EUR, so they derive exactly from the EUR rate and are never entered themselves. Each rate recorded is
+announced (`fx.rate_recorded`), for the reports' read models."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.portfolio.db import events as event_tables
 from services.portfolio.fx.models import FxRate
+from shared.contracts.portfolio import FxRateRecordedV1
+from shared.events.outbox import publish
 from shared.money import PEGGED_TO_EUR, minor_units, round_money
 from shared.problems import Conflict, UnprocessableContent
 
@@ -64,6 +68,20 @@ async def record_rate(
             f"a different {currency} rate is already recorded for {rate_date}: {existing.cad_per_unit}",
             slug="fx-rate-exists",
             recorded=format(existing.cad_per_unit.normalize(), "f"),
+        )
+    if inserted is not None:
+        await publish(
+            session,
+            event_tables,
+            event_type="fx.rate_recorded",
+            aggregate_type="fx_rate",
+            aggregate_id=currency,
+            payload=FxRateRecordedV1(
+                currency=currency,
+                rate_date=rate_date,
+                cad_per_unit=format(cad_per_unit.normalize(), "f"),
+                source=source,
+            ),
         )
     return existing, inserted is not None
 

@@ -14,6 +14,7 @@ before D (a due date of D itself is not yet overdue); 0 when there is none.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -293,6 +294,48 @@ def replay(schedule: Sequence[Due], entries: Iterable[Entry], *, on: date | None
         if on is None or entry.value_date <= on:
             book.apply(entry)
     return book
+
+
+@dataclass(frozen=True)
+class Standing:
+    """How a loan stood from `on` until its next transaction (`shared.contracts.portfolio.StandingV1`)."""
+
+    on: date
+    outstanding_principal: Decimal
+    overdue_from: date | None  # due date of the oldest instalment with principal or interest unpaid, due or not
+    status: str
+
+
+def standing_of(book: Book, on: date) -> Standing:
+    """The standing of a book holding every entry with a value date on or before `on`, and none after."""
+    unpaid = next((line for line in book.lines if line.unpaid_principal > 0 or line.unpaid_interest > 0), None)
+    if book.written_off_on is not None:
+        status = "written_off"
+    elif book.disbursed == 0:
+        status = "pending_disbursement"
+    elif book.fully_paid:
+        status = "repaid"
+    else:
+        status = "active"
+    return Standing(on, book.outstanding_principal, unpaid.due.due_date if unpaid else None, status)
+
+
+def standings(schedule: Sequence[Due], entries: Iterable[Entry], *, since: date) -> list[Standing]:
+    """The loan's standing on `since`, then at each later value date: what changed from `since` on."""
+    book = Book(lines=[Line(due) for due in sorted(schedule, key=lambda d: d.number)])
+    steps: list[Standing] = []
+    for value_date, group in itertools.groupby(
+        sorted(entries, key=lambda e: (e.value_date, e.seq)), key=lambda e: e.value_date
+    ):
+        if value_date > since and not steps:
+            steps.append(standing_of(book, since))
+        for entry in group:
+            book.apply(entry)
+        if value_date >= since:
+            steps.append(standing_of(book, value_date))
+    if not steps:
+        steps.append(standing_of(book, since))
+    return steps
 
 
 BUCKETS: tuple[tuple[str, int, int | None], ...] = (

@@ -34,7 +34,7 @@ from services.portfolio.schedules.versions import (
     first_schedule,
     restructured,
 )
-from shared.contracts.portfolio import LoanRestructuredV1, LoanWrittenOffV1, RepaymentReversedV1
+from shared.contracts.portfolio import LoanChargedV1, LoanRestructuredV1, LoanWrittenOffV1, RepaymentReversedV1
 from shared.events.outbox import publish
 from shared.money import decimal_places, format_amount, minor_units
 
@@ -216,6 +216,21 @@ async def charge(
     )
     ledger.settle()
     ledger.keep(session, txn)
+    await publish(
+        session,
+        event_tables,
+        event_type="loan.charged",
+        aggregate_type="loan",
+        aggregate_id=str(ledger.loan.id),
+        payload=LoanChargedV1(
+            **facts(ledger.loan, ledger.standing(value_date)),
+            transaction_id=txn.id,
+            kind=kind.value,
+            amount=format_amount(amount, ledger.loan.currency),
+            value_date=value_date,
+            instalment=instalment,
+        ),
+    )
     return txn
 
 
@@ -253,7 +268,7 @@ async def reverse(
         aggregate_type="loan",
         aggregate_id=str(ledger.loan.id),
         payload=RepaymentReversedV1(
-            **facts(ledger.loan),
+            **facts(ledger.loan, ledger.standing(txn.value_date)),
             transaction_id=txn.id,
             kind=txn.kind,
             amount=format_amount(txn.amount, txn.currency),
@@ -294,7 +309,7 @@ async def write_off(
         aggregate_type="loan",
         aggregate_id=str(loan.id),
         payload=LoanWrittenOffV1(
-            **facts(loan),
+            **facts(loan, ledger.standing(value_date)),
             value_date=value_date,
             written_off_principal=format_amount(loan.written_off_principal, loan.currency),
             reason=reason,
@@ -367,7 +382,10 @@ async def restructure(
         aggregate_type="loan",
         aggregate_id=str(loan.id),
         payload=LoanRestructuredV1(
-            **facts(loan), effective_from=effective_from, schedule_version=version, reason=reason
+            **facts(loan, ledger.standing(effective_from)),
+            effective_from=effective_from,
+            schedule_version=version,
+            reason=reason,
         ),
     )
     await announce_closure(session, ledger)

@@ -24,7 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from services.portfolio.db import events as event_tables
-from services.portfolio.loans.ledger import Allocation, Book, Due, Entry, Kind, replay, restore, snapshot
+from services.portfolio.loans.ledger import (
+    Allocation,
+    Book,
+    Due,
+    Entry,
+    Kind,
+    Standing,
+    replay,
+    restore,
+    snapshot,
+    standing_of,
+    standings,
+)
 from services.portfolio.loans.models import Instalment, Loan, Participant, PortfolioPolicy, ScheduleVersion, Transaction
 from services.portfolio.loans.split import split
 from services.portfolio.schedules.generator import Frequency, Method
@@ -48,8 +60,9 @@ def schedule_terms(loan: Loan) -> ScheduleTerms | None:
     return ScheduleTerms(loan.annual_rate, Frequency(loan.frequency), Method(loan.method), loan.grace_periods)
 
 
-def facts(loan: Loan) -> dict[str, Any]:
-    """The `LoanFactsV1` part of every loan event, as JSON (`publish` validates the whole payload)."""
+def facts(loan: Loan, standing: Sequence[Standing] = ()) -> dict[str, Any]:
+    """The `LoanFactsV1` part of every loan event, as JSON (`publish` validates the whole payload); `standing`: the
+    steps the change altered (`Ledger.standing`)."""
     return {
         "loan_id": str(loan.id),
         "application_id": str(loan.application_id),
@@ -60,6 +73,15 @@ def facts(loan: Loan) -> dict[str, Any]:
         "currency": loan.currency,
         "outstanding_principal": format_amount(loan.outstanding_principal, loan.currency),
         "status": loan.status,
+        "standing": [
+            {
+                "on": step.on.isoformat(),
+                "outstanding_principal": format_amount(step.outstanding_principal, loan.currency),
+                "overdue_from": step.overdue_from.isoformat() if step.overdue_from else None,
+                "status": step.status,
+            }
+            for step in standing
+        ],
     }
 
 
@@ -153,6 +175,14 @@ class Ledger:
     def replay(self) -> None:
         assert self.transactions is not None, "load_history() first"
         self.book = replay(self.schedule, (e for _, e in self.transactions))
+
+    def standing(self, since: date) -> list[Standing]:
+        """The loan's standing from `since` on, as the books now read: one step when the book holds nothing
+        dated after `since` (a change in value-date order), else every step from `since` replayed."""
+        if self.transactions is None:
+            assert self.book.last_value_date is None or self.book.last_value_date <= since, "load_history() first"
+            return [standing_of(self.book, since)]
+        return standings(self.schedule, (e for _, e in self.transactions), since=since)
 
     def record(
         self,
@@ -465,7 +495,7 @@ async def announce_payment(
 ) -> None:
     loan = ledger.loan
     body = {
-        **facts(loan),
+        **facts(loan, ledger.standing(txn.value_date)),
         "transaction_id": str(txn.id),
         "external_id": txn.external_id,
         "amount": format_amount(txn.amount, loan.currency),
@@ -494,7 +524,7 @@ async def announce_disbursement(session: AsyncSession, ledger: Ledger, txn: Tran
         aggregate_type="loan",
         aggregate_id=str(loan.id),
         payload=LoanDisbursedV1(
-            **facts(loan),
+            **facts(loan, ledger.standing(txn.value_date)),
             transaction_id=txn.id,
             amount=format_amount(txn.amount, loan.currency),
             value_date=txn.value_date,
