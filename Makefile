@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest migrate bench clean help
+.PHONY: run test lint typecheck pytest migrate bench fuzz clean help
 
 help:
 	@echo "make run    - install, start PostgreSQL if needed, migrate, start the gateway and every service"
 	@echo "make test   - install, lint, type-check and run the whole suite against a real PostgreSQL"
 	@echo "make bench  - measure the gateway and write docs/benchmarks.md"
+	@echo "make fuzz   - schemathesis against the gateway's OpenAPI on a scratch platform (pass/fail)"
 	@echo "make migrate - migrate every schema (DATABASE_URL)"
 
 $(STAMP): pyproject.toml
@@ -38,6 +39,9 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
+
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

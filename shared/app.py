@@ -24,6 +24,7 @@ from shared.events.tables import EventTables
 from shared.logging import configure_logging
 from shared.middleware import RequestContextMiddleware
 from shared.migrations import head_revision
+from shared.openapi import normalize
 from shared.problems import install_problem_handlers, problem_responses
 from shared.settings import ServiceSettings
 
@@ -92,6 +93,8 @@ def create_service_app(
         lifespan=lifespan,
         responses=problem_responses(500),
     )
+    generate = app.openapi
+    app.openapi = lambda: normalize(generate())  # type: ignore[method-assign]
     app.state.service_name = name
     app.state.schema = name
     app.state.internal_secret = settings.require_internal_secret()

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.logging import request_id_var
-from shared.problems import problem_response
+from shared.problems import unexpected
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
@@ -56,16 +56,12 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            # Rendered here, inside the request's context, so the 500 carries the request id; never the trace.
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+        except Exception as exc:
+            # Rendered here, inside the request's context, so the problem carries the request id; never the trace.
             if status["started"]:
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
                 raise
-            response = problem_response(
-                status=500,
-                detail="An unexpected error occurred; quote the request id when reporting it.",
-                instance=scope["path"],
-            )
+            response = unexpected(exc, scope["method"], scope["path"])
             await response(scope, receive, send_with_id)
         finally:
             if self.log_access:

@@ -180,6 +180,40 @@ def _field_error(err: dict[str, Any]) -> dict[str, Any]:
     return {"parameter": name, "in": where, "detail": msg}
 
 
+# PostgreSQL data exceptions that only a client's value can cause here
+UNSTORABLE = {
+    "22021": "a text contains a character that cannot be stored (a NUL, say)",
+    "22P05": "a text contains a character that cannot be stored",
+    "22003": "a number is out of the range that can be stored or compared",
+}
+
+
+def _unstorable(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(exc, "sqlstate", None)
+    return UNSTORABLE.get(sqlstate) if isinstance(sqlstate, str) else None
+
+
+def unexpected(exc: BaseException, method: str, path: str) -> Response:
+    """The answer to an exception nothing else handled: a 422 when the database refused a value the client sent
+    (nothing was written: the request's transaction is rolled back), else a 500 — logged with its trace, which
+    never reaches the client."""
+    unstorable = _unstorable(exc)
+    if unstorable is not None:
+        log.warning("refused a value on %s %s: %s", method, path, exc.__cause__ or exc)
+        return problem_response(
+            status=422,
+            title="Request validation failed",
+            detail=unstorable,
+            type_=PROBLEM_BASE + "validation-error",
+            instance=path,
+        )
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem_response(
+        status=500, detail="An unexpected error occurred; quote the request id when reporting it.", instance=path
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
@@ -214,12 +248,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            status=500,
-            detail="An unexpected error occurred; quote the request id when reporting it.",
-            instance=request.url.path,
-        )
+        return unexpected(exc, request.method, request.url.path)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)

@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 
+from shared.openapi import add_problems, normalize
+
 log = logging.getLogger("gateway.openapi")
 INTERNAL_PATHS = ("/healthz", "/readyz")
 SECURITY_SCHEMES = {
@@ -21,6 +23,14 @@ SECURITY_SCHEMES = {
     "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "the same key"},
 }
 PUBLIC_PATHS = {"/healthz", "/readyz", "/openapi.json"}
+GATEWAY_PROBLEMS = {
+    401: "Unauthorized: no valid API key",
+    413: "Content Too Large: the body is over the gateway's limit",
+    429: "Too Many Requests: over the key's rate limit (see Retry-After)",
+    502: "Bad Gateway: the service could not be reached",
+    503: "Service Unavailable: the service is failing (circuit open) or not ready",
+    504: "Gateway Timeout: the service did not answer in time",
+}
 
 
 def merge(gateway_doc: dict[str, Any], service_docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -41,8 +51,11 @@ def merge(gateway_doc: dict[str, Any], service_docs: dict[str, dict[str, Any]]) 
         for name, schema in doc.get("components", {}).get("schemas", {}).items():
             schemas[renames.get(name, name)] = schema
         for path, item in doc.get("paths", {}).items():
-            if path not in INTERNAL_PATHS:
-                paths[path] = item
+            if path not in INTERNAL_PATHS and not path.startswith("/internal/"):
+                paths[path] = item  # service-to-service routes are not reachable through the gateway
+    normalize(merged)
+    # what the gateway itself may answer on any route it guards
+    add_problems(merged, GATEWAY_PROBLEMS, skip=PUBLIC_PATHS)
     merged["components"]["securitySchemes"] = SECURITY_SCHEMES
     merged["security"] = [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
     for path in PUBLIC_PATHS & paths.keys():

@@ -52,7 +52,7 @@ async def get_ica(ica_id: uuid.UUID, session: SessionDep, principal: Reader) -> 
     response_model=IcaOut,
     summary="Rename, (de)activate an ICA (admin)",
     dependencies=[require_roles(Role.admin)],
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def update_ica(ica_id: uuid.UUID, spec: IcaUpdate, session: SessionDep) -> IcaOut:
     return IcaOut.model_validate(await service.update_ica(session, ica_id=ica_id, spec=spec))

@@ -38,7 +38,7 @@ async def list_api_keys(
     admin: AdminPrincipal,
     include_revoked: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[ApiKeyOut]:
     rows = await service.list_keys(session, include_revoked=include_revoked, limit=limit, offset=offset)
     return [ApiKeyOut.model_validate(r) for r in rows]

@@ -37,7 +37,7 @@ from shared.problems import Conflict, Forbidden, NotFound, ServiceUnavailable, U
 router = APIRouter(prefix="/api/v1/guarantees/fees", tags=["fees"], route_class=IdempotentRoute)
 MANAGERS = require_roles(Role.admin, Role.fund_manager)
 ANNOUNCES = (FeeInvoicedV1,)
-Quarter = Annotated[str, StringConstraints(pattern=r"^\d{4}-Q[1-4]$")]
+Quarter = Annotated[str, StringConstraints(pattern=r"^(19|2\d)\d{2}-Q[1-4]$")]  # 1900-Q1 … 2999-Q4
 
 
 class InvoiceRun(BaseModel):

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 from services.portfolio.fx import service
 from shared.auth import Role, require_roles, service_caller
 from shared.db import SessionDep, TransactionalRoute
-from shared.money import Amount, CurrencyCode, Money, format_amount
+from shared.money import Amount, CurrencyCode, Money, decimal_places, format_amount, minor_units
 from shared.problems import NotFound, Problem, UnprocessableContent, problem_responses
 
 router = APIRouter(prefix="/api/v1/portfolio/fx-rates", tags=["FX rates"], route_class=TransactionalRoute)
@@ -143,6 +143,11 @@ async def import_rates(request: Request, session: SessionDep) -> ImportOutcome:
 async def convert(
     session: SessionDep, amount: Annotated[Amount, Query()], currency: CurrencyCode, on: date
 ) -> Conversion:
+    if decimal_places(amount) > minor_units(currency):
+        raise UnprocessableContent(
+            f"{currency} has {minor_units(currency)} decimal places: {amount} has more",
+            errors=[{"parameter": "amount", "in": "query", "detail": "too many decimal places for the currency"}],
+        )
     original = Money(amount=amount, currency=currency)
     rate = await service.rate_on(session, currency, on)
     if rate is None:

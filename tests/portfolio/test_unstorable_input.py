@@ -1,0 +1,26 @@
+"""Values the database cannot store — a NUL in a text, a number beyond any column — are the client's mistake: a
+422 problem, nothing written, never a 500 (found by `make fuzz`)."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.portfolio.conftest import ADMIN
+from tests.support import assert_problem
+
+
+async def test_a_nul_in_a_text_is_a_422_and_changes_nothing(api: httpx.AsyncClient) -> None:
+    before = (await api.get("/api/v1/portfolio/policy", headers=ADMIN)).json()
+    body = {"arrears_dpd": 1, "default_dpd": 120, "comment": "nul \u0000 inside"}
+    problem = assert_problem(await api.put("/api/v1/portfolio/policy", json=body, headers=ADMIN), 422)
+    assert problem["type"] == "/problems/validation-error" and "cannot be stored" in problem["detail"]
+    assert (await api.get("/api/v1/portfolio/policy", headers=ADMIN)).json() == before
+
+
+async def test_too_many_decimals_for_the_currency_is_a_422(api: httpx.AsyncClient) -> None:
+    converted = await api.get(
+        "/api/v1/portfolio/fx-rates/convert",
+        params={"amount": "1250.50", "currency": "XOF", "on": "2000-01-01"},
+        headers=ADMIN,
+    )
+    assert assert_problem(converted, 422)["errors"][0]["parameter"] == "amount"
