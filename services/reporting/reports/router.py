@@ -1,0 +1,38 @@
+"""The report endpoints: read-only (GET), for every role; an `ica` key sees its partners' figures only, a
+`lender` key its own loans only. JSON by default; CSV with `Accept: text/csv` or `?format=csv`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from services.reporting.reports.common import FormatParam, Selection, csv_response, json_response, selection, wants_csv
+from services.reporting.reports.portfolio import portfolio_report
+from shared.auth import CurrentPrincipal
+from shared.db import SessionDep, TransactionalRoute
+from shared.problems import problem_responses
+
+router = APIRouter(prefix="/api/v1/reporting", tags=["reports"], route_class=TransactionalRoute)
+SelectionDep = Annotated[Selection, Depends(selection)]
+CSV_AND_JSON: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the report (JSON), or one CSV row per group",
+        "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get(
+    "/portfolio",
+    summary="Portfolio quality as of a date: GLP, PAR30, PAR90, aging, defaults, write-offs (CAD and per currency)",
+    responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+)
+async def portfolio(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
+) -> Response:
+    report = await portfolio_report(session, sel, principal)
+    if wants_csv(request, format_):
+        return csv_response("portfolio", sel, report.csv_header(), report.csv_rows())
+    return json_response(report.json())
