@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from services.reporting.reports.common import FormatParam, Selection, csv_response, json_response, selection, wants_csv
+from services.reporting.reports.impact import impact_report
 from services.reporting.reports.portfolio import portfolio_report
 from shared.auth import CurrentPrincipal
 from shared.db import SessionDep, TransactionalRoute
@@ -35,4 +36,18 @@ async def portfolio(
     report = await portfolio_report(session, sel, principal)
     if wants_csv(request, format_):
         return csv_response("portfolio", sel, report.csv_header(), report.csv_rows())
+    return json_response(report.json())
+
+
+@router.get(
+    "/impact",
+    summary="Social impact as of a date: businesses, members, jobs, employees, board seats, 2X, governance (IRIS+)",
+    responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+)
+async def impact(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
+) -> Response:
+    report = await impact_report(session, sel, principal)
+    if wants_csv(request, format_):
+        return csv_response("impact", sel, report.csv_header(), report.csv_rows())
     return json_response(report.json())
