@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from services.reporting.reports.common import FormatParam, Selection, csv_response, json_response, selection, wants_csv
 from services.reporting.reports.impact import impact_report
+from services.reporting.reports.pipeline import pipeline_report
 from services.reporting.reports.portfolio import portfolio_report
 from shared.auth import CurrentPrincipal
 from shared.db import SessionDep, TransactionalRoute
@@ -50,4 +51,18 @@ async def impact(
     report = await impact_report(session, sel, principal)
     if wants_csv(request, format_):
         return csv_response("impact", sel, report.csv_header(), report.csv_rows())
+    return json_response(report.json())
+
+
+@router.get(
+    "/pipeline",
+    summary="Applications as of a date: by status, approval rate, median days from submission to decision",
+    responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+)
+async def pipeline(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
+) -> Response:
+    report = await pipeline_report(session, sel, principal)
+    if wants_csv(request, format_):
+        return csv_response("pipeline", sel, report.csv_header(), report.csv_rows())
     return json_response(report.json())
