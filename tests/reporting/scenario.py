@@ -10,7 +10,7 @@ Loans (DPD as of D = D − overdue_from when overdue_from < D):
        04-10 (next due 05-10 unpaid), written off 2026-08-31
   D  SN XOF  lender L2, ICA I2, business B4   opened 03-20, 6,559,570 XOF (10,000 EUR) disbursed 04-01, first
        due 07-01, repaid in full 09-15
-Rates: EUR 1.50 (03-31), 1.60 (06-30), none on 09-30 (stale); USD 1.35, 1.40, 1.38; HTG never (missing).
+Rates: EUR 1.45, USD 1.30 (01-01); EUR 1.50 (03-31), 1.60 (06-30), none on 09-30 (stale); USD 1.35, 1.40, 1.38; HTG never (missing).
 """
 
 from __future__ import annotations
@@ -115,30 +115,24 @@ def repaid(
 ) -> EventEnvelope:
     total = str(Decimal(principal) + Decimal(interest))
     return loan_event(
-        "loan.repayment_applied" if status == "active" else "loan.repaid",
+        "loan.repayment_applied",
         loan,
         at,
         [step(at, outstanding, overdue_from, status)],
         status=status,
-        **(
-            {
-                "transaction_id": str(uuid.uuid4()),
-                "external_id": None,
-                "amount": total,
-                "value_date": at,
-                "allocation": {
-                    "penalties": "0",
-                    "fees": "0",
-                    "interest": interest,
-                    "principal": principal,
-                    "credit": "0",
-                    "recovered": "0",
-                },
-                "split": {"lender": total},
-            }
-            if status == "active"
-            else {"value_date": at}
-        ),
+        transaction_id=str(uuid.uuid4()),
+        external_id=None,
+        amount=total,
+        value_date=at,
+        allocation={
+            "penalties": "0",
+            "fees": "0",
+            "interest": interest,
+            "principal": principal,
+            "credit": "0",
+            "recovered": "0",
+        },
+        split={"lender": total},
     )
 
 
@@ -150,6 +144,8 @@ def rate(currency: str, on: date, cad_per_unit: str) -> EventEnvelope:
 def portfolio_events() -> list[EventEnvelope]:
     """In feed order. A's repayment of 07-10 comes last, so a test can look at D2 before and after it."""
     return [
+        rate("EUR", date(2026, 1, 1), "1.45"),
+        rate("USD", date(2026, 1, 1), "1.30"),
         rate("EUR", D1, "1.50"),
         rate("USD", D1, "1.35"),
         opened(LOAN_C, "2026-01-05", "50000.00"),
@@ -177,6 +173,7 @@ def portfolio_events() -> list[EventEnvelope]:
             reason="the cooperative stopped trading",
         ),
         repaid(LOAN_D, "2026-09-15", "6559570", "0", "0", None, "repaid"),
+        loan_event("loan.repaid", LOAN_D, "2026-09-15", [], status="repaid", value_date="2026-09-15"),
         rate("USD", D3, "1.38"),
         # paid late: 2 instalments (03-15, 04-15) on 07-10; the oldest unpaid is now due 05-15
         repaid(LOAN_A, "2026-07-10", "1311914", "200000", "10495312", "2026-05-15", "active"),

@@ -16,7 +16,12 @@ from tests.reporting.conftest import ANALYST, FUNDER, as_role
 from tests.reporting.scenario import D2, I1, I2, L1, L2
 from tests.support import assert_problem
 
-PATHS = ("/api/v1/reporting/portfolio", "/api/v1/reporting/impact", "/api/v1/reporting/pipeline")
+PATHS = (
+    "/api/v1/reporting/portfolio",
+    "/api/v1/reporting/impact",
+    "/api/v1/reporting/pipeline",
+    "/api/v1/reporting/flows",
+)
 
 
 async def test_an_ica_sees_its_partners_and_a_lender_its_loans_only(

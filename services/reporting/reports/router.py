@@ -3,18 +3,20 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from services.reporting.reports.common import FormatParam, Selection, csv_response, json_response, selection, wants_csv
+from services.reporting.reports.flows import flows_report
 from services.reporting.reports.impact import impact_report
 from services.reporting.reports.pipeline import pipeline_report
 from services.reporting.reports.portfolio import portfolio_report
 from shared.auth import CurrentPrincipal
 from shared.db import SessionDep, TransactionalRoute
-from shared.problems import problem_responses
+from shared.problems import FieldError, UnprocessableContent, problem_responses
 
 router = APIRouter(prefix="/api/v1/reporting", tags=["reports"], route_class=TransactionalRoute)
 SelectionDep = Annotated[Selection, Depends(selection)]
@@ -65,4 +67,36 @@ async def pipeline(
     report = await pipeline_report(session, sel, principal)
     if wants_csv(request, format_):
         return csv_response("pipeline", sel, report.csv_header(), report.csv_rows())
+    return json_response(report.json())
+
+
+@router.get(
+    "/flows",
+    summary="Monthly flows over a period: disbursed, repaid (principal, interest), written off, recovered",
+    responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+)
+async def flows(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    sel: SelectionDep,
+    start: Annotated[
+        date | None, Query(alias="from", description="first day of the period (default: 1 January of as_of's year)")
+    ] = None,
+    format_: FormatParam = None,
+) -> Response:
+    first = start or date(sel.as_of.year, 1, 1)
+    if first > sel.as_of:
+        detail = "the period's first day comes after its last (as_of)"
+        raise UnprocessableContent(
+            detail, errors=[FieldError(parameter="from", detail=detail).model_dump(exclude_none=True)]
+        )
+    if (sel.as_of - first).days > 3660:
+        detail = "a period is at most ten years"
+        raise UnprocessableContent(
+            detail, errors=[FieldError(parameter="from", detail=detail).model_dump(exclude_none=True)]
+        )
+    report = await flows_report(session, sel, first, principal)
+    if wants_csv(request, format_):
+        return csv_response("flows", sel, report.csv_header(), report.csv_rows())
     return json_response(report.json())
