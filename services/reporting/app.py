@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.reporting.models import SCHEMA, events, metadata
 from services.reporting.readmodel.applications import SUBSCRIPTION as APPLICATIONS
+from services.reporting.readmodel.guarantees import SUBSCRIPTION as GUARANTEES
 from services.reporting.readmodel.portfolio import SUBSCRIPTION as PORTFOLIO
 from services.reporting.reports.router import router as reports_router
 from services.reporting.settings import Settings
@@ -24,6 +25,6 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         metadata=metadata,
         events=events,
         routers=[reports_router],
-        subscriptions=[PORTFOLIO, APPLICATIONS],
+        subscriptions=[PORTFOLIO, APPLICATIONS, GUARANTEES],
         configure_logs=configure_logs,
     )

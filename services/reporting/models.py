@@ -163,5 +163,60 @@ application_moves = Table(
     comment="every status move of an application (application.*)",
 )
 
+# -------------------------------------------------------------------------------------- from the guarantees
+guarantees = Table(
+    "guarantees",
+    metadata,
+    Column("guarantee_id", UUID(as_uuid=True), primary_key=True),
+    Column("loan_id", UUID(as_uuid=True), nullable=False),
+    Column("lender_id", UUID(as_uuid=True), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("coverage_pct", Numeric(5, 2), nullable=False),
+    Column("cap_cad", Numeric(20, 2), nullable=False),
+    Column("status", String(20), nullable=False, comment="latest known"),
+    Column("issued_on", Date, comment="guarantee.issued's occurred_at (UTC date); none when refused"),
+    Column("expired_on", Date),
+    Column("exposure_cad_at_issue", Numeric(20, 2), nullable=False, server_default="0"),
+    Index("ix_guarantees_loan", "loan_id"),
+    comment="guarantee.issued/refused/exposure_changed/released/expired",
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("claim_id", UUID(as_uuid=True), primary_key=True),
+    Column("guarantee_id", UUID(as_uuid=True), nullable=False),
+    Column("loan_id", UUID(as_uuid=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("filed_on", Date, nullable=False, comment="claim.filed's occurred_at (UTC date)"),
+    Column("paid_on", Date),
+    Column("payout_cad", Numeric(20, 2), nullable=False),
+    Index("ix_claims_guarantee", "guarantee_id"),
+    comment="claim.filed/validated/paid/rejected",
+)
+
+claim_recoveries = Table(
+    "claim_recoveries",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("claim_id", UUID(as_uuid=True), nullable=False),
+    Column("loan_id", UUID(as_uuid=True), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("fund_share_cad", Numeric(20, 2), nullable=False),
+    comment="recovery.shared: the fund's share of each recovery after a payout",
+)
+
+capital_entries = Table(
+    "capital_entries",
+    metadata,
+    Column("entry_id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("amount_cad", Numeric(20, 2), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Index("ix_capital_entries_value_date", "value_date"),
+    comment="capital.entry_recorded: the guarantee fund's capital ledger",
+)
+
 PORTFOLIO_TABLES = (loans, loan_standing, loan_flows, fx_rates)
 APPLICATIONS_TABLES = (businesses, business_facts, applications, application_moves)
+GUARANTEES_TABLES = (guarantees, claims, claim_recoveries, capital_entries)

@@ -82,6 +82,26 @@ SUBSCRIPTIONS: list[SubscriptionSpec] = [
             }
         ),
     ),
+    SubscriptionSpec(
+        "reporting",
+        "guarantees-read-model",
+        "guarantees",
+        frozenset(
+            {
+                "guarantee.issued",
+                "guarantee.refused",
+                "guarantee.exposure_changed",
+                "guarantee.released",
+                "guarantee.expired",
+                "claim.filed",
+                "claim.validated",
+                "claim.paid",
+                "claim.rejected",
+                "recovery.shared",
+                "capital.entry_recorded",
+            }
+        ),
+    ),
 ]
 
 

@@ -362,3 +362,106 @@ def applications_events() -> list[EventEnvelope]:
         ),
         business("business.updated", B3, B3_2026),
     ]
+
+
+G_A, G_C, G_D = uuid.UUID(int=0xF1), uuid.UUID(int=0xF3), uuid.UUID(int=0xF4)
+CLAIM_C = uuid.UUID(int=0xF5)
+
+
+def guarantee_event(event_type: str, guarantee: uuid.UUID, loan: uuid.UUID, at: str, **extra: Any) -> EventEnvelope:
+    spec = LOANS[loan]
+    coverage, cap = {G_A: ("50.00", "12000.00"), G_C: ("60.00", "50000.00"), G_D: ("50.00", "100000.00")}[guarantee]
+    payload = {
+        "guarantee_id": str(guarantee),
+        "loan_id": str(loan),
+        "lender_id": str(spec["lender"]),
+        "business_id": str(spec["business"]),
+        "country": spec["country"],
+        "currency": spec["currency"],
+        "coverage_pct": coverage,
+        "cap_cad": cap,
+        "outstanding_principal": "0",
+        "status": "active",
+        **extra,
+    }
+    return envelope(event_type, "guarantee", guarantee, payload, date.fromisoformat(at))
+
+
+def issued(guarantee: uuid.UUID, loan: uuid.UUID, at: str, exposure: str) -> EventEnvelope:
+    return guarantee_event(
+        "guarantee.issued",
+        guarantee,
+        loan,
+        at,
+        facility_id=str(uuid.uuid4()),
+        facility_version=1,
+        policy_version=1,
+        exposure_cad_at_issue=exposure,
+    )
+
+
+def claim_event(event_type: str, at: str, status: str, **extra: Any) -> EventEnvelope:
+    payload = {
+        "claim_id": str(CLAIM_C),
+        "guarantee_id": str(G_C),
+        "loan_id": str(LOAN_C),
+        "lender_id": str(L1),
+        "status": status,
+        "payout_cad": "29400.00",
+        "actor": "someone@fund",
+        **extra,
+    }
+    return envelope(event_type, "claim", CLAIM_C, payload, date.fromisoformat(at))
+
+
+def capital(kind: str, amount: str, on: str) -> EventEnvelope:
+    entry = uuid.uuid4()
+    payload = {"entry_id": str(entry), "kind": kind, "amount_cad": amount, "value_date": on}
+    return envelope("capital.entry_recorded", "capital_entry", entry, payload, date.fromisoformat(on))
+
+
+def guarantees_events() -> list[EventEnvelope]:
+    """G_A on A: 50 %, cap 12,000.00, issued 01-15 (at issue min(0.5 × 29,000, 12,000) = 12,000.00); G_C on C:
+    60 %, cap 50,000.00, issued 01-10 (0.6 × 65,000 = 39,000.00), claim filed 07-20 and paid 08-20 (29,400.00 =
+    0.6 × 35,000 USD × 1.40), 3,000.00 recovered 09-10; G_D on D: 50 %, issued 04-01 (0.5 × 15,000 = 7,500.00),
+    released when D is repaid. Capital: 100,000.00 on 01-01, − 29,400.00 on 08-20, + 3,000.00 on 09-10."""
+    return [
+        capital("contribution", "100000.00", "2026-01-01"),
+        issued(G_C, LOAN_C, "2026-01-10", "39000.00"),
+        issued(G_A, LOAN_A, "2026-01-15", "12000.00"),
+        issued(G_D, LOAN_D, "2026-04-01", "7500.00"),
+        guarantee_event("guarantee.exposure_changed", G_C, LOAN_C, "2026-04-10", previous_outstanding="40000.00"),
+        claim_event(
+            "claim.filed",
+            "2026-07-20",
+            "filed",
+            default_date="2026-07-10",
+            amount_in_default="35000.00",
+            currency="USD",
+        ),
+        claim_event("claim.validated", "2026-08-01", "validated"),
+        claim_event("claim.paid", "2026-08-20", "paid", paid_on="2026-08-20"),
+        guarantee_event(
+            "guarantee.exposure_changed", G_C, LOAN_C, "2026-08-20", status="paid", previous_outstanding="0"
+        ),
+        capital("claim_paid", "-29400.00", "2026-08-20"),
+        envelope(
+            "recovery.shared",
+            "claim",
+            CLAIM_C,
+            {
+                "claim_id": str(CLAIM_C),
+                "guarantee_id": str(G_C),
+                "loan_id": str(LOAN_C),
+                "amount": "5000.00",
+                "currency": "USD",
+                "value_date": "2026-09-10",
+                "fund_share_cad": "3000.00",
+                "recouped_cad": "3000.00",
+                "payout_cad": "29400.00",
+            },
+            date(2026, 9, 10),
+        ),
+        capital("recovery", "3000.00", "2026-09-10"),
+        guarantee_event("guarantee.released", G_D, LOAN_D, "2026-09-15", status="released"),
+    ]

@@ -21,6 +21,7 @@ PATHS = (
     "/api/v1/reporting/impact",
     "/api/v1/reporting/pipeline",
     "/api/v1/reporting/flows",
+    "/api/v1/reporting/guarantees",
 )
 
 
@@ -55,6 +56,8 @@ async def test_an_outsider_sees_nothing_of_others(
     assert impact["total"]["businesses_financed"]["value"] == 0
     pipeline = (await api.get(PATHS[2], params={"as_of": str(D2)}, headers=headers)).json()
     assert pipeline["total"]["applications"] == 0
+    guaranteed = (await api.get(PATHS[4], params={"as_of": str(D2)}, headers=headers)).json()
+    assert guaranteed["total"]["exposure_cad"] == "0.00" and guaranteed["total"]["leverage"] is None
     listed = (await api.get(PATHS[0], params={"as_of": str(D2), "format": "csv"}, headers=headers)).text
     assert listed.splitlines()[1].startswith("0,0,0.00,0.00,")
 

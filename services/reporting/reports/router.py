@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from services.reporting.reports.common import FormatParam, Selection, csv_response, json_response, selection, wants_csv
 from services.reporting.reports.flows import flows_report
+from services.reporting.reports.guarantees import guarantees_report
 from services.reporting.reports.impact import impact_report
 from services.reporting.reports.pipeline import pipeline_report
 from services.reporting.reports.portfolio import portfolio_report
@@ -100,3 +101,35 @@ async def flows(
     if wants_csv(request, format_):
         return csv_response("flows", sel, report.csv_header(), report.csv_rows())
     return json_response(report.json())
+
+
+@router.get(
+    "/guarantees",
+    summary="The guarantee fund as of a date: exposure, leverage, claims filed and paid, recoveries, claims rate,"
+    " net loss rate, recovery rate",
+    responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+)
+async def guarantees(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
+) -> Response:
+    report = await guarantees_report(session, sel, principal)
+    if wants_csv(request, format_):
+        rows = report["groups"] if sel.group_by else [report["total"]]
+        header = [*sel.group_by, *GUARANTEE_COLUMNS]
+        cells = [[*(row.get("key", {}).values()), *(row.get(c) for c in GUARANTEE_COLUMNS)] for row in rows]
+        return csv_response("guarantees", sel, header, cells)
+    return json_response(report)
+
+
+GUARANTEE_COLUMNS = (
+    "exposure_cad",
+    "guarantees_issued",
+    "guarantees_issued_cad",
+    "claims_filed",
+    "claims_filed_cad",
+    "claims_paid",
+    "claims_paid_cad",
+    "recoveries_cad",
+    "net_loss_rate",
+    "recovery_rate",
+)
