@@ -5,6 +5,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.reporting.models import SCHEMA, events, metadata
+from services.reporting.readmodel.applications import SUBSCRIPTION as APPLICATIONS
+from services.reporting.readmodel.guarantees import SUBSCRIPTION as GUARANTEES
+from services.reporting.readmodel.portfolio import SUBSCRIPTION as PORTFOLIO
+from services.reporting.reports.router import router as reports_router
 from services.reporting.settings import Settings
 from shared.app import create_service_app
 
@@ -20,5 +24,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         migrations_dir=MIGRATIONS,
         metadata=metadata,
         events=events,
+        routers=[reports_router],
+        subscriptions=[PORTFOLIO, APPLICATIONS, GUARANTEES],
         configure_logs=configure_logs,
     )

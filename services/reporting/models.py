@@ -1,6 +1,24 @@
-"""Tables of the reporting service, all in its own `reporting` schema."""
+"""Tables of the reporting service, all in its own `reporting` schema.
 
-from sqlalchemy import MetaData
+The read model is built only from the other services' events (never their schemas) and is rebuilt by replaying
+them: each table below says which events feed it. As-of figures are answered from dated rows (history is kept,
+never overwritten), so a report for a past date does not move when later events arrive.
+"""
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase
 
 from shared.events.tables import event_tables
@@ -16,3 +34,189 @@ class Base(DeclarativeBase):
 
 idempotency_keys = idempotency_table(metadata)
 events = event_tables(metadata)
+
+# ---------------------------------------------------------------------------------------- from the portfolio
+loans = Table(
+    "loans",
+    metadata,
+    Column("loan_id", UUID(as_uuid=True), primary_key=True),
+    Column("application_id", UUID(as_uuid=True), nullable=False),
+    Column("lender_id", UUID(as_uuid=True), nullable=False),
+    Column("business_id", UUID(as_uuid=True), nullable=False),
+    Column("ica_id", UUID(as_uuid=True), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("region", String(3), nullable=False, comment="the fund's M49 region: 002, 142, 419, else the region"),
+    Column("currency", String(3), nullable=False),
+    Column("principal", Numeric(20, 4), comment="approved principal (loan.opened), in the loan's currency"),
+    Column("status", String(30), nullable=False, comment="latest known"),
+    Column("first_disbursed_on", Date, comment="value date of the first disbursement"),
+    Column("written_off_on", Date),
+    Column("written_off_principal", Numeric(20, 4)),
+    Index("ix_loans_lender", "lender_id"),
+    Index("ix_loans_ica", "ica_id"),
+    Index("ix_loans_business", "business_id"),
+    comment="one row per loan: its dimensions (loan.*)",
+)
+
+# The loan's standing per value date: `on` until `valid_to` (exclusive; 9999-12-31 for the latest step). The
+# standing as of D is the one row with on <= D < valid_to, so an as-of report is one range scan over every loan.
+FAR_FUTURE = "9999-12-31"
+loan_standing = Table(
+    "loan_standing",
+    metadata,
+    Column("loan_id", UUID(as_uuid=True), primary_key=True),
+    Column("on", Date, primary_key=True),
+    Column("valid_to", Date, nullable=False, server_default=text(f"'{FAR_FUTURE}'")),
+    Column("outstanding_principal", Numeric(20, 4), nullable=False),
+    Column("overdue_from", Date),
+    Column("status", String(30), nullable=False),
+    Index("ix_loan_standing_as_of", "valid_to", "on"),
+    comment="LoanFactsV1.standing of every loan event; a new standing replaces the rows from its first date on",
+)
+
+loan_flows = Table(
+    "loan_flows",
+    metadata,
+    Column("transaction_id", UUID(as_uuid=True), primary_key=True),
+    Column("loan_id", UUID(as_uuid=True), nullable=False),
+    Column("kind", String(20), nullable=False, comment="disbursed | repaid | recovered | written_off"),
+    Column("value_date", Date, nullable=False),
+    Column("amount", Numeric(20, 4), nullable=False),
+    Column("principal", Numeric(20, 4), nullable=False, server_default="0"),
+    Column("interest", Numeric(20, 4), nullable=False, server_default="0"),
+    Column("recovered", Numeric(20, 4), nullable=False, server_default="0"),
+    Column("reversed", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_loan_flows_value_date", "value_date"),
+    Index("ix_loan_flows_loan", "loan_id"),
+    comment="money movements by value date (loan.disbursed, repayment_applied, recovery_received, written_off)",
+)
+
+fx_rates = Table(
+    "fx_rates",
+    metadata,
+    Column("currency", String(3), primary_key=True),
+    Column("rate_date", Date, primary_key=True),
+    Column("cad_per_unit", Numeric(24, 10), nullable=False),
+    Column("source", String(100), nullable=False),
+    comment="fx.rate_recorded: closing rates, never changed",
+)
+
+# ------------------------------------------------------------------------------------- from the applications
+businesses = Table(
+    "businesses",
+    metadata,
+    Column("business_id", UUID(as_uuid=True), primary_key=True),
+    Column("ica_id", UUID(as_uuid=True), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("legal_form", String(60), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("region", String(3), nullable=False, comment="the fund's M49 region, as for loans"),
+    Column("sector", String(100), nullable=False),
+    Column("year_founded", Integer, nullable=False),
+    comment="the latest snapshot (business.registered/updated, application.approved)",
+)
+
+business_facts = Table(
+    "business_facts",
+    metadata,
+    Column("business_id", UUID(as_uuid=True), primary_key=True),
+    Column("reported_on", Date, primary_key=True),
+    Column("members_total", Integer, nullable=False),
+    Column("members_women", Integer, nullable=False),
+    Column("board_seats_total", Integer, nullable=False),
+    Column("board_seats_women", Integer, nullable=False),
+    Column("employees_total", Integer, nullable=False),
+    Column("employees_women", Integer, nullable=False),
+    Column("senior_managers_total", Integer, nullable=False),
+    Column("senior_managers_women", Integer, nullable=False),
+    Column("women_ownership_pct", Integer),
+    Column("general_assembly_last_12_months", Boolean, nullable=False),
+    Column("board_elected_by_members", Boolean, nullable=False),
+    Column("one_member_one_vote", Boolean, nullable=False),
+    Column("environmental_practices", ARRAY(Text), nullable=False),
+    comment="dated impact facts, history kept: in force at D = the latest reported on or before D",
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("application_id", UUID(as_uuid=True), primary_key=True),
+    Column("ica_id", UUID(as_uuid=True), nullable=False),
+    Column("business_id", UUID(as_uuid=True), nullable=False),
+    Column("lender_id", UUID(as_uuid=True), comment="the proposed lender (application.submitted)"),
+    Column("amount", Numeric(20, 4)),
+    Column("currency", String(3)),
+    Index("ix_applications_ica", "ica_id"),
+    Index("ix_applications_lender", "lender_id"),
+)
+
+application_moves = Table(
+    "application_moves",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("application_id", UUID(as_uuid=True), nullable=False),
+    Column("seq", Integer, nullable=False, comment="the event's aggregate_seq"),
+    Column("on", Date, nullable=False, comment="the event's occurred_at, as a UTC date"),
+    Column("from_status", String(30)),
+    Column("to_status", String(30), nullable=False),
+    Index("ix_application_moves_application", "application_id", "seq"),
+    comment="every status move of an application (application.*)",
+)
+
+# -------------------------------------------------------------------------------------- from the guarantees
+guarantees = Table(
+    "guarantees",
+    metadata,
+    Column("guarantee_id", UUID(as_uuid=True), primary_key=True),
+    Column("loan_id", UUID(as_uuid=True), nullable=False),
+    Column("lender_id", UUID(as_uuid=True), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("coverage_pct", Numeric(5, 2), nullable=False),
+    Column("cap_cad", Numeric(20, 2), nullable=False),
+    Column("status", String(20), nullable=False, comment="latest known"),
+    Column("issued_on", Date, comment="guarantee.issued's occurred_at (UTC date); none when refused"),
+    Column("expired_on", Date),
+    Column("exposure_cad_at_issue", Numeric(20, 2), nullable=False, server_default="0"),
+    Index("ix_guarantees_loan", "loan_id"),
+    comment="guarantee.issued/refused/exposure_changed/released/expired",
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("claim_id", UUID(as_uuid=True), primary_key=True),
+    Column("guarantee_id", UUID(as_uuid=True), nullable=False),
+    Column("loan_id", UUID(as_uuid=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("filed_on", Date, nullable=False, comment="claim.filed's occurred_at (UTC date)"),
+    Column("paid_on", Date),
+    Column("payout_cad", Numeric(20, 2), nullable=False),
+    Index("ix_claims_guarantee", "guarantee_id"),
+    comment="claim.filed/validated/paid/rejected",
+)
+
+claim_recoveries = Table(
+    "claim_recoveries",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("claim_id", UUID(as_uuid=True), nullable=False),
+    Column("loan_id", UUID(as_uuid=True), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("fund_share_cad", Numeric(20, 2), nullable=False),
+    comment="recovery.shared: the fund's share of each recovery after a payout",
+)
+
+capital_entries = Table(
+    "capital_entries",
+    metadata,
+    Column("entry_id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("amount_cad", Numeric(20, 2), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Index("ix_capital_entries_value_date", "value_date"),
+    comment="capital.entry_recorded: the guarantee fund's capital ledger",
+)
+
+PORTFOLIO_TABLES = (loans, loan_standing, loan_flows, fx_rates)
+APPLICATIONS_TABLES = (businesses, business_facts, applications, application_moves)
+GUARANTEES_TABLES = (guarantees, claims, claim_recoveries, capital_entries)

@@ -107,3 +107,14 @@ class FeeInvoicedV1(BaseModel):
     quarter: str
     currency: str
     amount: str
+
+
+@event_contract("capital.entry_recorded", version=1)
+class CapitalEntryRecordedV1(BaseModel):
+    """A movement of the guarantee fund's capital (CAD): contribution, adjustment, fee income, claim paid (negative),
+    recovery. Capital available on a date = the sum of the entries dated on or before it."""
+
+    entry_id: uuid.UUID
+    kind: str  # contribution | fee_income | claim_paid | recovery | adjustment
+    amount_cad: str  # signed
+    value_date: date

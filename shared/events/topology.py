@@ -43,6 +43,65 @@ SUBSCRIPTIONS: list[SubscriptionSpec] = [
             }
         ),
     ),
+    # the reporting service's read model: every loan figure and FX rate, then businesses and applications
+    SubscriptionSpec(
+        "reporting",
+        "portfolio-read-model",
+        "portfolio",
+        frozenset(
+            {
+                "loan.opened",
+                "loan.disbursed",
+                "loan.repayment_applied",
+                "loan.recovery_received",
+                "loan.repayment_reversed",
+                "loan.restructured",
+                "loan.written_off",
+                "loan.repaid",
+                "loan.in_arrears",
+                "loan.defaulted",
+                "loan.cured",
+                "fx.rate_recorded",
+            }
+        ),
+    ),
+    SubscriptionSpec(
+        "reporting",
+        "applications-read-model",
+        "applications",
+        frozenset(
+            {
+                "business.registered",
+                "business.updated",
+                "application.submitted",
+                "application.screened",
+                "application.approved",
+                "application.rejected",
+                "application.returned",
+                "application.withdrawn",
+            }
+        ),
+    ),
+    SubscriptionSpec(
+        "reporting",
+        "guarantees-read-model",
+        "guarantees",
+        frozenset(
+            {
+                "guarantee.issued",
+                "guarantee.refused",
+                "guarantee.exposure_changed",
+                "guarantee.released",
+                "guarantee.expired",
+                "claim.filed",
+                "claim.validated",
+                "claim.paid",
+                "claim.rejected",
+                "recovery.shared",
+                "capital.entry_recorded",
+            }
+        ),
+    ),
 ]
 
 

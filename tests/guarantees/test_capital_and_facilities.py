@@ -6,6 +6,8 @@ import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.auth import Role
 from tests.guarantees.conftest import ADMIN, MANAGER, as_role
@@ -129,3 +131,17 @@ async def test_a_lender_sees_its_own_facility_only(api: httpx.AsyncClient) -> No
     assert_problem(await api.post(FACILITIES, json=facility(uuid.uuid4()), headers=as_lender), 403)
     bad = facility(uuid.uuid4(), max_cover_per_loan=cad("2000000.00"))
     assert_problem(await api.post(FACILITIES, json=bad, headers=MANAGER), 422)
+
+
+async def test_every_capital_entry_is_announced_for_the_read_models(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    made = await entry(api, "contribution", "1250000.00", "2002-04-01", reference="social-finance partner")
+    assert made.status_code == 201
+    rows = await connection.execute(
+        text("SELECT payload FROM guarantees.outbox WHERE type = 'capital.entry_recorded' AND aggregate_id = :id"),
+        {"id": made.json()["id"]},
+    )
+    assert [r.payload for r in rows] == [
+        {"entry_id": made.json()["id"], "kind": "contribution", "amount_cad": "1250000.00", "value_date": "2002-04-01"}
+    ]

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 from sqlalchemy import func, select
 
+from services.guarantees.capital.ledger import record_entry
 from services.guarantees.capital.models import CapitalEntry
 from shared.auth import STAFF_ROLES, Principal, Role, require_roles
 from shared.db import SessionDep
@@ -112,8 +113,7 @@ async def add_entry(
         comment=body.comment,
         recorded_by=principal.key_id,
     )
-    session.add(entry)
-    await session.flush()
+    await record_entry(session, entry)
     await session.refresh(entry)
     return _out(entry)
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.guarantees.capital.ledger import record_entry
 from services.guarantees.capital.models import CapitalEntry
 from services.guarantees.claims.models import Claim, Recovery
 from services.guarantees.db import events as event_tables
@@ -67,7 +68,8 @@ async def share_recovery(
     )
     if created is None:
         return None
-    session.add(
+    await record_entry(
+        session,
         CapitalEntry(
             id=uuid.uuid4(),
             kind="recovery",
@@ -76,7 +78,7 @@ async def share_recovery(
             reference=f"claim {claim.id}",
             comment=f"{format_amount(amount, guarantee.currency)} {guarantee.currency} recovered; source {source}",
             recorded_by=actor,
-        )
+        ),
     )
     await session.flush()
     await publish(

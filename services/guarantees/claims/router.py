@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.guarantees.capital.ledger import record_entry
 from services.guarantees.capital.models import CapitalEntry
 from services.guarantees.claims.models import Claim, ClaimStep, Recovery
 from services.guarantees.claims.recoveries import share_recovery
@@ -253,7 +254,8 @@ async def approve_payment(claim_id: uuid.UUID, session: SessionDep, principal: P
     if claim.validated_by == principal.actor:
         raise Forbidden("maker–checker: the payment is approved by another staff member than the one who validated")
     today = datetime.now(UTC).date()
-    session.add(
+    await record_entry(
+        session,
         CapitalEntry(
             id=uuid.uuid4(),
             kind="claim_paid",
@@ -262,7 +264,7 @@ async def approve_payment(claim_id: uuid.UUID, session: SessionDep, principal: P
             reference=f"claim {claim.id}",
             comment=f"loan {claim.loan_id}",
             recorded_by=principal.key_id,
-        )
+        ),
     )
     claim.paid_on = today
     g = await session.get(Guarantee, claim.guarantee_id, with_for_update=True)

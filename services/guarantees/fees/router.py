@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
+from services.guarantees.capital.ledger import record_entry
 from services.guarantees.capital.models import CapitalEntry
 from services.guarantees.claims.models import Claim
 from services.guarantees.db import events as event_tables
@@ -219,7 +220,8 @@ async def mark_paid(
         raise ServiceUnavailable(f"no {invoice.currency} rate is recorded: the fee income cannot be measured")
     invoice.status, invoice.paid_on = "paid", today
     if equivalent.amount_cad:
-        session.add(
+        await record_entry(
+            session,
             CapitalEntry(
                 id=uuid.uuid4(),
                 kind="fee_income",
@@ -228,7 +230,7 @@ async def mark_paid(
                 reference=f"fee invoice {invoice.id}",
                 comment=f"{invoice.quarter}: {format_amount(invoice.amount, invoice.currency)} {invoice.currency}",
                 recorded_by=principal.key_id,
-            )
+            ),
         )
     await session.flush()
     return _out(invoice)

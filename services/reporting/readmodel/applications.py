@@ -1,0 +1,98 @@
+"""The applications service's events: businesses (snapshot and dated impact facts, history kept) and every status
+move of every application (for the pipeline)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.reporting.models import (
+    APPLICATIONS_TABLES,
+    application_moves,
+    applications,
+    business_facts,
+    businesses,
+)
+from services.reporting.readmodel.portfolio import fund_region, reset_tables
+from shared.contracts.applications import (
+    ApplicationApprovedV1,
+    ApplicationMovedV1,
+    ApplicationSubmittedV1,
+    BusinessSnapshotV1,
+)
+from shared.events.consumer import Subscription
+from shared.events.contracts import EventEnvelope
+from shared.events.topology import SUBSCRIPTIONS
+
+SPEC = next(s for s in SUBSCRIPTIONS if s.consumer == "reporting" and s.name == "applications-read-model")
+
+
+async def keep_business(session: AsyncSession, business: BusinessSnapshotV1) -> None:
+    snapshot = {
+        "ica_id": business.ica_id,
+        "name": business.name,
+        "legal_form": business.legal_form,
+        "country": business.country,
+        "region": fund_region(business.country),
+        "sector": business.sector,
+        "year_founded": business.year_founded,
+    }
+    await session.execute(
+        insert(businesses)
+        .values(business_id=business.business_id, **snapshot)
+        .on_conflict_do_update(index_elements=[businesses.c.business_id], set_=snapshot)
+    )
+    facts = business.facts.model_dump()
+    reported = {k: v for k, v in facts.items() if k != "reported_on"}
+    # a report of the same date said again (or corrected) replaces it; other dates are history
+    await session.execute(
+        insert(business_facts)
+        .values(business_id=business.business_id, **facts)
+        .on_conflict_do_update(
+            index_elements=[business_facts.c.business_id, business_facts.c.reported_on], set_=reported
+        )
+    )
+
+
+async def on_applications_event(session: AsyncSession, event: EventEnvelope) -> None:
+    if event.type in ("business.registered", "business.updated"):
+        await keep_business(session, event.parse(BusinessSnapshotV1))
+        return
+    if not event.type.startswith("application."):
+        return
+    moved = event.parse(ApplicationMovedV1)
+    known: dict[str, object] = {"ica_id": moved.ica_id, "business_id": moved.business_id}
+    if event.type == "application.submitted":
+        submitted = event.parse(ApplicationSubmittedV1)
+        known |= {"lender_id": submitted.lender_id, "amount": submitted.amount, "currency": submitted.currency}
+    elif event.type == "application.approved":
+        approved = event.parse(ApplicationApprovedV1)
+        terms = approved.terms
+        known |= {"lender_id": terms.lender_id, "amount": terms.amount, "currency": terms.currency}
+        await keep_business(session, approved.business)
+    await session.execute(
+        insert(applications)
+        .values(application_id=moved.application_id, **known)
+        .on_conflict_do_update(index_elements=[applications.c.application_id], set_=known)
+    )
+    await session.execute(
+        insert(application_moves)
+        .values(
+            event_id=event.event_id,
+            application_id=moved.application_id,
+            seq=event.aggregate_seq,
+            on=event.occurred_at.astimezone(UTC).date(),
+            from_status=moved.from_status,
+            to_status=moved.to_status,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def reset_applications(session: AsyncSession, from_position: int) -> None:
+    await reset_tables(session, from_position, APPLICATIONS_TABLES)
+
+
+SUBSCRIPTION = Subscription(SPEC.name, SPEC.producer, SPEC.types, on_applications_event, reset_applications)

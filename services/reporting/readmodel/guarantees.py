@@ -1,0 +1,111 @@
+"""The guarantees service's events: guarantees (dated issue and expiry), claims (filed, paid), the fund's share of
+recoveries, and the capital ledger (`capital.entry_recorded`). A guarantee's exposure is not kept: a report
+computes it as of its date from the loan's standing (`loan_standing`) and that date's rate."""
+
+from __future__ import annotations
+
+from datetime import UTC, date
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.reporting.models import GUARANTEES_TABLES, capital_entries, claim_recoveries, claims, guarantees
+from services.reporting.readmodel.portfolio import reset_tables
+from shared.contracts.guarantees import (
+    CapitalEntryRecordedV1,
+    ClaimFactsV1,
+    ClaimPaidV1,
+    GuaranteeExpiredV1,
+    GuaranteeFactsV1,
+    GuaranteeIssuedV1,
+    RecoverySharedV1,
+)
+from shared.events.consumer import Subscription
+from shared.events.contracts import EventEnvelope
+from shared.events.topology import SUBSCRIPTIONS
+
+SPEC = next(s for s in SUBSCRIPTIONS if s.consumer == "reporting" and s.name == "guarantees-read-model")
+
+
+def _day(event: EventEnvelope) -> date:
+    return event.occurred_at.astimezone(UTC).date()
+
+
+async def _guarantee(session: AsyncSession, event: EventEnvelope) -> None:
+    g = event.parse(GuaranteeFactsV1)
+    values: dict[str, object] = {
+        "loan_id": g.loan_id,
+        "lender_id": g.lender_id,
+        "currency": g.currency,
+        "coverage_pct": g.coverage_pct,
+        "cap_cad": g.cap_cad,
+        "status": g.status,
+    }
+    if event.type == "guarantee.issued":
+        values |= {
+            "issued_on": _day(event),
+            "exposure_cad_at_issue": event.parse(GuaranteeIssuedV1).exposure_cad_at_issue,
+        }
+    elif event.type == "guarantee.expired":
+        values["expired_on"] = event.parse(GuaranteeExpiredV1).expired_on
+    await session.execute(
+        insert(guarantees)
+        .values(guarantee_id=g.guarantee_id, **values)
+        .on_conflict_do_update(index_elements=[guarantees.c.guarantee_id], set_=values)
+    )
+
+
+async def _claim(session: AsyncSession, event: EventEnvelope) -> None:
+    claim = event.parse(ClaimFactsV1)
+    values: dict[str, object] = {"status": claim.status, "payout_cad": claim.payout_cad}
+    if event.type == "claim.filed":
+        await session.execute(
+            insert(claims)
+            .values(
+                claim_id=claim.claim_id,
+                guarantee_id=claim.guarantee_id,
+                loan_id=claim.loan_id,
+                filed_on=_day(event),
+                **values,
+            )
+            .on_conflict_do_update(index_elements=[claims.c.claim_id], set_=values)
+        )
+        return
+    if event.type == "claim.paid":
+        values["paid_on"] = date.fromisoformat(event.parse(ClaimPaidV1).paid_on)
+    await session.execute(update(claims).where(claims.c.claim_id == claim.claim_id).values(**values))
+
+
+async def on_guarantees_event(session: AsyncSession, event: EventEnvelope) -> None:
+    if event.type.startswith("guarantee."):
+        await _guarantee(session, event)
+    elif event.type.startswith("claim."):
+        await _claim(session, event)
+    elif event.type == "recovery.shared":
+        recovery = event.parse(RecoverySharedV1)
+        await session.execute(
+            insert(claim_recoveries)
+            .values(
+                event_id=event.event_id,
+                claim_id=recovery.claim_id,
+                loan_id=recovery.loan_id,
+                value_date=date.fromisoformat(recovery.value_date),
+                fund_share_cad=recovery.fund_share_cad,
+            )
+            .on_conflict_do_nothing()
+        )
+    elif event.type == "capital.entry_recorded":
+        entry = event.parse(CapitalEntryRecordedV1)
+        await session.execute(
+            insert(capital_entries)
+            .values(entry_id=entry.entry_id, kind=entry.kind, amount_cad=entry.amount_cad, value_date=entry.value_date)
+            .on_conflict_do_nothing()
+        )
+
+
+async def reset_guarantees(session: AsyncSession, from_position: int) -> None:
+    await reset_tables(session, from_position, GUARANTEES_TABLES)
+
+
+SUBSCRIPTION = Subscription(SPEC.name, SPEC.producer, SPEC.types, on_guarantees_event, reset_guarantees)

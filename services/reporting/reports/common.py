@@ -1,0 +1,282 @@
+"""What every report shares: the as-of date, filters and group-by on the same dimensions, who may see what, FX
+rates of the as-of date, and the JSON / CSV answer.
+
+Queries are set-based SQL over the read model (one statement aggregates every loan); the SQL text is assembled
+only from the fixed fragments below, every value the caller gives is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, Role
+from shared.countries import countries
+from shared.money import PEGGED_TO_EUR, minor_units
+from shared.problems import FieldError, UnprocessableContent
+
+DIMENSIONS = ("country", "region", "lender", "ica", "sector", "legal_form", "currency")
+CENT = Decimal("0.01")
+RATIO = Decimal("0.000001")
+
+
+def day_of(value: date | None) -> date:
+    return value or datetime.now(UTC).date()
+
+
+def _invalid(parameter: str, detail: str) -> UnprocessableContent:
+    return UnprocessableContent(
+        f"{parameter}: {detail}", errors=[FieldError(parameter=parameter, detail=detail).model_dump(exclude_none=True)]
+    )
+
+
+def _values(raw: list[str] | None) -> list[str]:
+    """Repeated (`?country=SN&country=ML`) or comma-separated (`?country=SN,ML`) values."""
+    return [v.strip() for item in raw or [] for v in item.split(",") if v.strip()]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The as-of date, the filters and the group-by of one report request, validated."""
+
+    as_of: date
+    group_by: tuple[str, ...]
+    filters: dict[str, list[Any]] = field(default_factory=dict)
+
+    def echo(self) -> dict[str, Any]:
+        return {k: [str(v) for v in values] for k, values in self.filters.items()}
+
+
+def selection(
+    as_of: Annotated[date | None, Query(description="the books as they stood that day (default: today, UTC)")] = None,
+    group_by: Annotated[
+        list[str] | None,
+        Query(description="dimensions to group by, comma-separated or repeated: " + ", ".join(DIMENSIONS)),
+    ] = None,
+    country: Annotated[list[str] | None, Query(description="ISO 3166 alpha-2 code(s), e.g. SN")] = None,
+    region: Annotated[list[str] | None, Query(description="UN M49 code(s): 002 Africa, 142 Asia, 419 LAC...")] = None,
+    lender: Annotated[list[str] | None, Query(description="lender organization id(s)")] = None,
+    ica: Annotated[list[str] | None, Query(description="ICA organization id(s)")] = None,
+    sector: Annotated[list[str] | None, Query(description="the business's sector(s)")] = None,
+    legal_form: Annotated[list[str] | None, Query(description="the business's legal form(s)")] = None,
+    currency: Annotated[list[str] | None, Query(description="ISO 4217 code(s) of the loans")] = None,
+) -> Selection:
+    groups = _values(group_by)
+    for g in groups:
+        if g not in DIMENSIONS:
+            raise _invalid("group_by", f"{g!r} is not a dimension; use " + ", ".join(DIMENSIONS))
+    if len(set(groups)) != len(groups):
+        raise _invalid("group_by", "a dimension is named twice")
+    filters: dict[str, list[Any]] = {}
+    for code in _values(country):
+        if code not in countries():
+            raise _invalid("country", f"{code!r} is not an ISO 3166 alpha-2 country code")
+        filters.setdefault("country", []).append(code)
+    known_regions = {c for entry in countries().values() for c in entry.m49_codes}
+    for code in _values(region):
+        if code not in known_regions:
+            raise _invalid("region", f"{code!r} is not a UN M49 region of any country")
+        filters.setdefault("region", []).append(code)
+    for name, raw in (("lender", lender), ("ica", ica)):
+        for value in _values(raw):
+            try:
+                filters.setdefault(name, []).append(uuid.UUID(value))
+            except ValueError:
+                raise _invalid(name, f"{value!r} is not an organization id (UUID)") from None
+    for name, raw in (("sector", sector), ("legal_form", legal_form)):
+        for value in _values(raw):
+            filters.setdefault(name, []).append(value)
+    for code in _values(currency):
+        try:
+            minor_units(code)
+        except ValueError:
+            raise _invalid("currency", f"{code!r} is not an ISO 4217 currency code") from None
+        filters.setdefault("currency", []).append(code)
+    return Selection(as_of=day_of(as_of), group_by=tuple(groups), filters=filters)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Where a report's SQL finds each dimension, and the columns an `ica` or `lender` key is confined by."""
+
+    dimensions: dict[str, str]
+    ica: str
+    lender: str
+
+
+def where(sel: Selection, principal: Principal, columns: Columns) -> tuple[str, dict[str, Any]]:
+    """The WHERE fragment (joined with AND) and its bound parameters: the caller's filters and its scope."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    for name, values in sel.filters.items():
+        if name == "region":  # any M49 grouping a country belongs to (002, 419, 011 Western Africa...)
+            wanted = set(values)
+            params["f_region"] = sorted(a for a, c in countries().items() if c.m49_codes & wanted)
+            clauses.append(f"{columns.dimensions['country']} = ANY(:f_region)")
+        else:
+            params[f"f_{name}"] = values
+            clauses.append(f"{columns.dimensions[name]} = ANY(:f_{name})")
+    # an ICA sees its partners' figures only, a lender its own loans; staff and funders everything
+    if principal.role is Role.ica:
+        clauses.append(f"{columns.ica} = :scope_org")
+        params["scope_org"] = principal.organization_id
+    elif principal.role is Role.lender:
+        clauses.append(f"{columns.lender} = :scope_org")
+        params["scope_org"] = principal.organization_id
+    if principal.role in (Role.ica, Role.lender) and principal.organization_id is None:
+        clauses.append("false")
+    return (" AND ".join(clauses) or "true"), params
+
+
+def group_columns(sel: Selection, columns: Columns) -> list[str]:
+    return [f"{columns.dimensions[g]} AS g_{g}" for g in sel.group_by]
+
+
+def key_of(sel: Selection, row: Any) -> tuple[Any, ...]:
+    return tuple(getattr(row, f"g_{g}") for g in sel.group_by)
+
+
+def key_json(sel: Selection, key: tuple[Any, ...]) -> dict[str, str | None]:
+    return {g: (str(v) if v is not None else None) for g, v in zip(sel.group_by, key, strict=True)}
+
+
+# ------------------------------------------------------------------------------------------------ FX
+@dataclass(frozen=True)
+class Rate:
+    """CAD per unit of a currency on a date: `per_unit / divisor` (the divisor is the CFA peg, else 1)."""
+
+    currency: str
+    per_unit: Decimal
+    divisor: Decimal
+    rate_date: date | None
+    stale: bool
+    derived_from: str | None = None
+
+    def to_cad(self, amount: Decimal) -> Decimal:
+        with localcontext() as ctx:
+            ctx.prec = 50
+            return amount * self.per_unit / self.divisor
+
+    def json(self) -> dict[str, Any]:
+        with localcontext() as ctx:
+            ctx.prec = 50
+            shown = (self.per_unit / self.divisor).quantize(Decimal("1e-10"), rounding=ROUND_HALF_EVEN).normalize()
+        return {
+            "currency": self.currency,
+            "cad_per_unit": format(shown, "f"),
+            "rate_date": self.rate_date.isoformat() if self.rate_date else None,
+            "stale": self.stale,
+            "derived_from": self.derived_from,
+        }
+
+
+@dataclass
+class Rates:
+    as_of: date
+    found: dict[str, Rate]
+    missing: list[str]
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "used": [self.found[c].json() for c in sorted(self.found)],
+            "stale": sorted(c for c, r in self.found.items() if r.stale),
+            "missing": sorted(self.missing),
+        }
+
+
+async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: date) -> Rates:
+    """The closing rate of each currency on `on`: the day's, else the latest earlier one (stale); XOF and XAF from
+    EUR's at the peg; CAD is 1. A currency with no rate at all is `missing` (left out of CAD sums, never zero)."""
+    wanted = sorted(set(currencies))
+    lookup = sorted({"EUR" if c in PEGGED_TO_EUR else c for c in wanted if c != "CAD"})
+    rows = (
+        await session.execute(
+            text(
+                "SELECT DISTINCT ON (currency) currency, rate_date, cad_per_unit FROM reporting.fx_rates"
+                " WHERE currency = ANY(:currencies) AND rate_date <= :on ORDER BY currency, rate_date DESC"
+            ),
+            {"currencies": lookup, "on": on},
+        )
+    ).all()
+    latest = {r.currency: r for r in rows}
+    found: dict[str, Rate] = {}
+    missing: list[str] = []
+    for c in wanted:
+        if c == "CAD":
+            found[c] = Rate(c, Decimal(1), Decimal(1), on, False)
+            continue
+        base = "EUR" if c in PEGGED_TO_EUR else c
+        row = latest.get(base)
+        if row is None:
+            missing.append(c)
+            continue
+        found[c] = Rate(
+            c,
+            Decimal(row.cad_per_unit),
+            PEGGED_TO_EUR.get(c, Decimal(1)),
+            row.rate_date,
+            row.rate_date < on,
+            base if base != c else None,
+        )
+    return Rates(on, found, missing)
+
+
+def cad(amount: Decimal) -> str:
+    return format(amount.quantize(CENT, rounding=ROUND_HALF_EVEN), "f")
+
+
+def local(amount: Decimal, currency: str) -> str:
+    return format(amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_EVEN), "f")
+
+
+def ratio(numerator: Decimal, denominator: Decimal) -> str | None:
+    """A ratio to 6 decimals (half-even), from the exact figures; none when the denominator is zero."""
+    if not denominator:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return format((numerator / denominator).quantize(RATIO, rounding=ROUND_HALF_EVEN), "f")
+
+
+# ------------------------------------------------------------------------------------------------ answers
+def wants_csv(request: Request, format_: str | None) -> bool:
+    if format_ is not None:
+        return format_ == "csv"
+    accept = request.headers.get("accept", "")
+    return any(part.split(";")[0].strip() == "text/csv" for part in accept.split(","))
+
+
+FormatParam = Annotated[
+    str | None,
+    Query(alias="format", pattern="^(json|csv)$", description="`csv` or `json`; else the `Accept` header decides"),
+]
+
+
+def csv_response(name: str, sel: Selection, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+    """A header row, then one row per group; amounts are plain decimal strings, an unknown figure an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if cell is None else cell for cell in row])
+    filename = f"{name}-{sel.as_of.isoformat()}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def json_response(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body)

@@ -1,0 +1,215 @@
+"""The guarantee fund as of a date (DOMAIN.md, Guarantees), in CAD.
+
+- **exposure** of a guarantee live on D (issued on or before D, not expired by D, no claim paid by D) =
+  min(coverage × the loan's outstanding principal at D × D's closing rate, cap), rounded half-even to the cent —
+  the guarantees service's formula, computed here from the loan's standing;
+- **leverage** = total exposure ÷ capital available (the sum of the capital ledger's entries dated on or before
+  D); shown to staff and funders only (an ICA or a lender sees its own exposure, not the fund's leverage);
+- **claims**: filed by D (count, payout claimed), paid by D (count, payout); **recoveries**: the fund's share of
+  recoveries by D;
+- **claims rate** = claims paid over the 12 months to D ÷ the average exposure (at each month end within them and
+  on D); **net loss rate** = (claims paid − recoveries) ÷ cumulative exposure at issue of the guarantees issued by
+  D; **recovery rate** = recoveries ÷ claims paid.
+
+Grouped by `lender`, `exposure` is each lender's guaranteed exposure (ceiling utilisation needs the facilities'
+ceilings, which the guarantees service does not announce yet).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.reporting.reports.common import (
+    Rates,
+    Selection,
+    cad,
+    closing_rates,
+    group_columns,
+    key_json,
+    key_of,
+    ratio,
+    where,
+)
+from services.reporting.reports.portfolio import COLUMNS
+from shared.auth import Principal, Role
+
+# half-even rounding to the cent of a positive amount (PostgreSQL's round() rounds halves away from zero)
+HALF_EVEN = (
+    "CASE WHEN {x} * 100 - trunc({x} * 100) = 0.5 THEN (trunc({x} * 100) + mod(trunc({x} * 100), 2)) / 100"
+    " ELSE round({x}, 2) END"
+)
+
+
+def _exposure_sql(sel: Selection, clause: str) -> str:
+    groups = group_columns(sel, COLUMNS)
+    names = [f"g_{g}" for g in sel.group_by]
+    covered = HALF_EVEN.format(x="(g.coverage_pct * st.outstanding_principal * r.per_unit / r.divisor / 100)")
+    return f"""
+WITH rates AS (
+    SELECT * FROM unnest(CAST(:days AS date[]), CAST(:currencies AS text[]), CAST(:per_units AS numeric[]),
+                         CAST(:divisors AS numeric[])) AS r(day, currency, per_unit, divisor)
+), live AS (
+    SELECT {", ".join(["r.day", *groups])}, least({covered}, g.cap_cad) AS exposure
+    FROM rates r
+    JOIN reporting.guarantees g ON g.currency = r.currency AND g.issued_on <= r.day
+         AND (g.expired_on IS NULL OR g.expired_on > r.day)
+    JOIN reporting.loans l ON l.loan_id = g.loan_id
+    LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
+    JOIN reporting.loan_standing st ON st.loan_id = g.loan_id AND st.on <= r.day AND st.valid_to > r.day
+    WHERE NOT EXISTS (
+        SELECT 1 FROM reporting.claims c WHERE c.guarantee_id = g.guarantee_id AND c.paid_on <= r.day
+    ) AND {clause}
+)
+SELECT {", ".join(["day", *names])}, sum(exposure) AS exposure
+FROM live
+GROUP BY {", ".join(["day", *names])}
+"""  # noqa: S608 - fixed fragments only; values are bound parameters
+
+
+def _claims_sql(sel: Selection, clause: str) -> str:
+    groups = group_columns(sel, COLUMNS)
+    names = [f"g_{g}" for g in sel.group_by]
+    sets = f"({', '.join(names)}), ()" if names else "()"
+    grouping = f"GROUPING({', '.join(names)})" if names else "1"
+    return f"""
+WITH covered AS (
+    SELECT {", ".join(["g.guarantee_id", "g.issued_on", "g.exposure_cad_at_issue", *groups])}
+    FROM reporting.guarantees g
+    JOIN reporting.loans l ON l.loan_id = g.loan_id
+    LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
+    WHERE g.issued_on IS NOT NULL AND {clause}
+), per_guarantee AS (
+    SELECT v.*,
+        (SELECT count(*) FROM reporting.claims c WHERE c.guarantee_id = v.guarantee_id AND c.filed_on <= :as_of)
+            AS filed,
+        (SELECT coalesce(sum(c.payout_cad), 0) FROM reporting.claims c
+         WHERE c.guarantee_id = v.guarantee_id AND c.filed_on <= :as_of) AS filed_cad,
+        (SELECT count(*) FROM reporting.claims c WHERE c.guarantee_id = v.guarantee_id AND c.paid_on <= :as_of)
+            AS paid,
+        (SELECT coalesce(sum(c.payout_cad), 0) FROM reporting.claims c
+         WHERE c.guarantee_id = v.guarantee_id AND c.paid_on <= :as_of) AS paid_cad,
+        (SELECT coalesce(sum(c.payout_cad), 0) FROM reporting.claims c
+         WHERE c.guarantee_id = v.guarantee_id AND c.paid_on > :period_start AND c.paid_on <= :as_of) AS paid_in_period,
+        (SELECT coalesce(sum(x.fund_share_cad), 0) FROM reporting.claim_recoveries x
+         JOIN reporting.claims c ON c.claim_id = x.claim_id
+         WHERE c.guarantee_id = v.guarantee_id AND x.value_date <= :as_of) AS recovered_cad
+    FROM covered v
+)
+SELECT {", ".join([*names, f"{grouping} AS all_groups"])},
+       count(*) FILTER (WHERE issued_on <= :as_of) AS guarantees_issued,
+       coalesce(sum(exposure_cad_at_issue) FILTER (WHERE issued_on <= :as_of), 0) AS issued_cad,
+       coalesce(sum(filed), 0) AS claims_filed, coalesce(sum(filed_cad), 0) AS claims_filed_cad,
+       coalesce(sum(paid), 0) AS claims_paid, coalesce(sum(paid_cad), 0) AS claims_paid_cad,
+       coalesce(sum(paid_in_period), 0) AS claims_paid_in_period_cad,
+       coalesce(sum(recovered_cad), 0) AS recoveries_cad
+FROM per_guarantee
+GROUP BY GROUPING SETS ({sets})
+"""  # noqa: S608 - fixed fragments only; values are bound parameters
+
+
+def sample_days(as_of: date, months: int = 12) -> tuple[date, list[date]]:
+    """The period's first day (excluded) and the days the average exposure is sampled on: every month end
+    strictly within the period, and the as-of date itself."""
+    start = as_of - relativedelta(months=months)
+    days, day = [], start
+    while day < as_of:
+        last = date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+        if start < last < as_of:
+            days.append(last)
+        day = last + timedelta(days=1)
+    return start, [*days, as_of]
+
+
+async def guarantees_report(session: AsyncSession, sel: Selection, principal: Principal) -> dict[str, Any]:
+    clause, params = where(sel, principal, COLUMNS)
+    start, days = sample_days(sel.as_of)
+    currencies = [c for (c,) in await session.execute(text("SELECT DISTINCT currency FROM reporting.guarantees"))]
+    rates_on: dict[date, Rates] = {day: await closing_rates(session, currencies, day) for day in days}
+    rows = [(day, r) for day, found in rates_on.items() for r in found.found.values()]
+    exposure_params = {
+        **params,
+        "days": [day for day, _ in rows],
+        "currencies": [r.currency for _, r in rows],
+        "per_units": [r.per_unit for _, r in rows],
+        "divisors": [r.divisor for _, r in rows],
+    }
+    # exposure per sample day (the last one is the as-of date), in total and per group
+    total_by_day: dict[date, Decimal] = defaultdict(Decimal)
+    group_now: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
+    total_sel = Selection(sel.as_of, (), sel.filters)
+    for row in await session.execute(text(_exposure_sql(total_sel, clause)), exposure_params):
+        total_by_day[row.day] += Decimal(row.exposure)
+    if sel.group_by:
+        now_params = {**exposure_params, **_only_day(exposure_params, sel.as_of)}
+        for row in await session.execute(text(_exposure_sql(sel, clause)), now_params):
+            group_now[key_of(sel, row)] += Decimal(row.exposure)
+    claims_rows = (
+        await session.execute(text(_claims_sql(sel, clause)), {**params, "as_of": sel.as_of, "period_start": start})
+    ).all()
+    capital = Decimal(
+        await session.scalar(
+            text("SELECT coalesce(sum(amount_cad), 0) FROM reporting.capital_entries WHERE value_date <= :as_of"),
+            {"as_of": sel.as_of},
+        )
+        or 0
+    )
+    fund_wide = principal.role not in (Role.ica, Role.lender)
+    exposure = total_by_day[sel.as_of]
+    average = sum((total_by_day[d] for d in days), Decimal(0)) / len(days)
+
+    def claims_json(row: Any) -> dict[str, Any]:
+        paid, recovered = Decimal(row.claims_paid_cad), Decimal(row.recoveries_cad)
+        return {
+            "guarantees_issued": row.guarantees_issued,
+            "guarantees_issued_cad": cad(Decimal(row.issued_cad)),
+            "claims_filed": int(row.claims_filed),
+            "claims_filed_cad": cad(Decimal(row.claims_filed_cad)),
+            "claims_paid": int(row.claims_paid),
+            "claims_paid_cad": cad(paid),
+            "recoveries_cad": cad(recovered),
+            "net_loss_rate": ratio(paid - recovered, Decimal(row.issued_cad)),
+            "recovery_rate": ratio(recovered, paid),
+        }
+
+    total_claims = next(r for r in claims_rows if r.all_groups or not sel.group_by)
+    as_of_rates = rates_on[sel.as_of]
+    return {
+        "report": "guarantees",
+        "as_of": sel.as_of.isoformat(),
+        "group_by": list(sel.group_by),
+        "filters": sel.echo(),
+        "rates": as_of_rates.json(),
+        "total": {
+            "exposure_cad": cad(exposure),
+            "capital_available_cad": cad(capital) if fund_wide else None,
+            "leverage": ratio(exposure, capital) if fund_wide else None,
+            **claims_json(total_claims),
+            "claims_rate": ratio(Decimal(total_claims.claims_paid_in_period_cad), average),
+            "average_exposure_cad": cad(average),
+            "period": {"from": start.isoformat(), "to": sel.as_of.isoformat(), "months": 12},
+        },
+        "groups": [
+            {
+                "key": key_json(sel, key_of(sel, row)),
+                "exposure_cad": cad(group_now[key_of(sel, row)]),
+                **claims_json(row),
+            }
+            for row in sorted(
+                (r for r in claims_rows if sel.group_by and not r.all_groups),
+                key=lambda r: [str(k) for k in key_of(sel, r)],
+            )
+        ],
+    }
+
+
+def _only_day(params: dict[str, Any], day: date) -> dict[str, Any]:
+    keep = [i for i, d in enumerate(params["days"]) if d == day]
+    return {name: [params[name][i] for i in keep] for name in ("days", "currencies", "per_units", "divisors")}
