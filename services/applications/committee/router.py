@@ -19,18 +19,16 @@ from services.applications.pipeline import service as pipeline
 from services.applications.pipeline.schemas import Comment
 from services.applications.policy.schemas import PolicyRules
 from services.applications.policy.service import get_policy
-from shared.auth import CurrentPrincipal, Principal, Role, require_roles
+from shared.auth import Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.idempotency import IdempotentRoute
-from shared.problems import Forbidden, NotFound, problem_responses
+from shared.problems import NotFound, problem_responses
 
 router = APIRouter(prefix="/api/v1/applications", tags=["scorecard and committee"], route_class=IdempotentRoute)
 STAFF = (Role.admin, Role.analyst, Role.committee, Role.fund_manager)
-
-
-def _role(principal: Principal, role: Role, what: str) -> None:
-    if principal.role != role:
-        raise Forbidden(f"{what} is for the {role.value} role, not {principal.role.value}")
+# checked before the body is read: a caller of another role is refused whatever it sends
+ANALYST = require_roles(Role.analyst)
+COMMITTEE = require_roles(Role.committee)
 
 
 async def _card_out(session: SessionDep, card: Scorecard) -> ScorecardOut:
@@ -48,8 +46,9 @@ async def _card_out(session: SessionDep, card: Scorecard) -> ScorecardOut:
     summary="Score an application under review (analyst); the weighted 0-100 score decides if it may go to committee",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def score(application_id: uuid.UUID, spec: ScorecardIn, session: SessionDep, principal: Reader) -> ScorecardOut:
-    _role(principal, Role.analyst, "scoring")
+async def score(
+    application_id: uuid.UUID, spec: ScorecardIn, session: SessionDep, principal: Principal = ANALYST
+) -> ScorecardOut:
     application = await pipeline.get_application(session, application_id, scope=None, lock=True)
     card, _ = await service.record_scorecard(session, application=application, spec=spec, principal=principal)
     return await _card_out(session, card)
@@ -91,9 +90,8 @@ async def send_to_committee(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def declare_conflict(
-    business_id: uuid.UUID, spec: ConflictIn, session: SessionDep, principal: CurrentPrincipal
+    business_id: uuid.UUID, spec: ConflictIn, session: SessionDep, principal: Principal = COMMITTEE
 ) -> ConflictOut:
-    _role(principal, Role.committee, "declaring a conflict of interest")
     business = await get_business(session, business_id, scope=None)
     conflict = await service.declare_conflict(session, business=business, principal=principal, reason=spec.reason)
     return ConflictOut.model_validate(conflict)
@@ -109,8 +107,9 @@ async def declare_conflict(
     "a declared conflict of interest cannot vote (403).",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def cast_vote(application_id: uuid.UUID, spec: VoteIn, session: SessionDep, principal: Reader) -> VoteOutcome:
-    _role(principal, Role.committee, "voting")
+async def cast_vote(
+    application_id: uuid.UUID, spec: VoteIn, session: SessionDep, principal: Principal = COMMITTEE
+) -> VoteOutcome:
     application = await pipeline.get_application(session, application_id, scope=None, lock=True)
     cast, approvals, rejections, quorum = await service.vote(
         session, application=application, spec=spec, principal=principal
