@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest migrate bench fuzz clean help
+.PHONY: run test lint typecheck pytest migrate bench fuzz load clean help
 
 help:
 	@echo "make run    - install, start PostgreSQL if needed, migrate, start the gateway and every service"
 	@echo "make test   - install, lint, type-check and run the whole suite against a real PostgreSQL"
 	@echo "make bench  - measure the gateway and write docs/benchmarks.md"
 	@echo "make fuzz   - schemathesis against the gateway's OpenAPI on a scratch platform (pass/fail)"
+	@echo "make load   - the whole platform under load with faults, then a reconciliation (pass/fail; LOAD_SECONDS)"
 	@echo "make migrate - migrate every schema (DATABASE_URL)"
 
 $(STAMP): pyproject.toml
@@ -42,6 +43,9 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.run
+
+load: $(STAMP)
+	$(BIN)/python -m tests.load.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -91,6 +91,7 @@ def platform_env(database_url: str, ports: dict[str, int]) -> dict[str, str]:
         env[f"{name.upper()}_PORT"] = str(port)
         if name != "gateway":
             env[f"GATEWAY_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
+            env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{port}"  # where consumers and peers find it
     return env
 
 
