@@ -354,10 +354,15 @@ class Traffic:
 
     async def dashboard(self, session: aiohttp.ClientSession, stop_at: float) -> None:
         auth = {"Authorization": f"Bearer {self.w.manager}"}
-        if random.random() < 0.5:
-            await self.call(session, "dashboard", "GET", f"/api/v1/guarantees/metrics?as_of={today()}", headers=auth)
-        else:
-            await self.call(session, "dashboard", "GET", "/api/v1/portfolio/loans?limit=50", headers=auth)
+        path = random.choice(
+            [
+                f"/api/v1/reporting/portfolio?as_of={today()}&group_by=currency",
+                f"/api/v1/reporting/guarantees?as_of={today()}",
+                f"/api/v1/reporting/impact?as_of={today()}",
+                f"/api/v1/guarantees/metrics?as_of={today()}",
+            ]
+        )
+        await self.call(session, "dashboard", "GET", path, headers=auth)
 
     async def submission(self, session: aiohttp.ClientSession, stop_at: float) -> None:
         tag = f"load-{uuid.uuid4().hex}"
