@@ -356,7 +356,12 @@ class Loader:
         if a.fate is Fate.draft:
             return
         if a.fate is Fate.withdrawn_draft:
-            await self.gw.post(f"{path}/withdraw", ica, {"comment": "the cooperative found another way"})
+            await self.gw.post(
+                f"{path}/withdraw",
+                ica,
+                {"comment": "the cooperative found another way"},
+                idem=self.idem("withdraw", a.index),
+            )
             return
         screened = await self.gw.post(f"{path}/submit", ica, {}, idem=self.idem("submit", a.index))
         expected = "rejected" if a.fate is Fate.screening_rejected else "under_review"
@@ -366,7 +371,12 @@ class Loader:
         if a.fate in (Fate.screening_rejected, Fate.under_review):
             return
         if a.fate is Fate.withdrawn_review:
-            await self.gw.post(f"{path}/withdraw", ica, {"comment": "the general assembly postponed the project"})
+            await self.gw.post(
+                f"{path}/withdraw",
+                ica,
+                {"comment": "the general assembly postponed the project"},
+                idem=self.idem("withdraw", a.index),
+            )
             return
         if a.fate in (Fate.returned, Fate.approved_after_return):
             await self.gw.post(
@@ -394,7 +404,12 @@ class Loader:
             return
         await self.gw.post(f"{path}/send-to-committee", analyst, {}, idem=self.idem("send", a.index))
         if a.fate is Fate.withdrawn_committee:
-            await self.gw.post(f"{path}/withdraw", ica, {"comment": "the lender withdrew its offer"})
+            await self.gw.post(
+                f"{path}/withdraw",
+                ica,
+                {"comment": "the lender withdrew its offer"},
+                idem=self.idem("withdraw", a.index),
+            )
             return
         if a.business == self.conflicted_business:
             voters = self.keys.committee[:2]
