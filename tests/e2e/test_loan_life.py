@@ -37,7 +37,7 @@ from shared.auth import Role
 from shared.db import create_engine, make_sessionmaker
 from shared.webhooks.secrets import sign
 from tests.applications.conftest import business_body
-from tests.bench.harness import platform_env, processes
+from tests.bench.harness import platform_env, processes, scratch_database
 from tests.support import Upstream, free_port
 
 EUR = Decimal("1.4712")
@@ -71,7 +71,13 @@ class Receiver:
 
 
 @pytest.fixture
-def gateway(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str, Receiver, int]]:
+def gateway(tmp_path: Path) -> Iterator[tuple[str, str, Receiver, int]]:
+    # a database of its own: what this scenario commits (a fund's capital, guarantees) stays out of other tests
+    with scratch_database() as database_url:
+        yield from platform(database_url, tmp_path)
+
+
+def platform(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str, Receiver, int]]:
     """The platform (gateway and every service), an admin's key and the ICA's callback receiver (served by its
     own event loop in a thread)."""
     receiver = Receiver()
@@ -234,15 +240,13 @@ def test_a_loans_whole_life_through_the_gateway(gateway: tuple[str, str, Receive
     # -- the loan opens from the approval, and its guarantee from the loan
     loan = until(
         lambda: next(
-            iter(call("GET", "/api/v1/portfolio/loans", maker, params={"business_id": business["id"]})["items"]), None
+            iter(call("GET", "/api/v1/portfolio/loans", maker, params={"application_id": draft["id"]})["items"]), None
         ),
         "the loan opening",
     )
     loan_path = f"/api/v1/portfolio/loans/{loan['id']}"
     guarantee = until(
-        lambda: next(
-            (g for g in call("GET", "/api/v1/guarantees/guarantees", maker) if g["loan_id"] == loan["id"]), None
-        ),
+        lambda: next(iter(call("GET", "/api/v1/guarantees/guarantees", maker, params={"loan_id": loan["id"]})), None),
         "the guarantee's issue",
     )
     assert guarantee["status"] == "active" and guarantee["coverage_pct"] == "50.00"

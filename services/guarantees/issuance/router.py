@@ -92,9 +92,15 @@ async def list_guarantees(
     status: Annotated[
         Literal["active", "released", "refused", "called", "paid", "expired", "cancelled"] | None, Query()
     ] = None,
+    loan_id: uuid.UUID | None = None,
+    lender_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[GuaranteeOut]:
     query = select(Guarantee).order_by(Guarantee.issued_at.desc(), Guarantee.id).limit(limit)
+    if loan_id is not None:
+        query = query.where(Guarantee.loan_id == loan_id)
+    if lender_id is not None:
+        query = query.where(Guarantee.lender_id == lender_id)
     if principal.role == Role.lender:
         query = query.where(Guarantee.lender_id == principal.organization_id)
     elif principal.role not in (*STAFF_ROLES, Role.funder):
