@@ -30,14 +30,24 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+POOL_TIMEOUT_SECONDS = 10.0
+
+
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 10, application_name: str = "fisiq"
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    application_name: str = "fisiq",
+    pool_timeout: float = POOL_TIMEOUT_SECONDS,
 ) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
+        # a request waits at most this long for a connection, then is answered 503 (busy), not left hanging
+        pool_timeout=pool_timeout,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 

@@ -188,6 +188,11 @@ UNSTORABLE = {
 }
 
 
+def _pool_exhausted(exc: BaseException) -> bool:
+    """SQLAlchemy's `TimeoutError`: no connection of the pool freed in time (without importing SQLAlchemy here)."""
+    return type(exc).__name__ == "TimeoutError" and type(exc).__module__ == "sqlalchemy.exc"
+
+
 def _unstorable(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or getattr(exc, "sqlstate", None)
@@ -198,6 +203,17 @@ def unexpected(exc: BaseException, method: str, path: str) -> Response:
     """The answer to an exception nothing else handled: a 422 when the database refused a value the client sent
     (nothing was written: the request's transaction is rolled back), else a 500 — logged with its trace, which
     never reaches the client."""
+    if _pool_exhausted(exc):
+        # every database connection of this process is busy: the caller should come back shortly
+        log.warning("busy on %s %s: %s", method, path, exc)
+        return problem_response(
+            status=503,
+            title="Service Unavailable",
+            detail="the service is busy; retry after a few seconds",
+            type_=PROBLEM_BASE + "busy",
+            instance=path,
+            headers={"Retry-After": "5"},
+        )
     unstorable = _unstorable(exc)
     if unstorable is not None:
         log.warning("refused a value on %s %s: %s", method, path, exc.__cause__ or exc)

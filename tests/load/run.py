@@ -437,7 +437,8 @@ class Traffic:
 async def drive(traffic: Traffic, seconds: float) -> None:
     stop_at = time.monotonic() + seconds
     timeout = aiohttp.ClientTimeout(total=CLIENT_TIMEOUT)
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=64)) as session:
+    # no client-side connection cap: a slow platform must show as slow answers, not as requests queued here
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
         tasks: set[asyncio.Task[None]] = set()
 
         async def pace(kind: str, rate: float) -> None:
