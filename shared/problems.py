@@ -188,6 +188,35 @@ UNSTORABLE = {
 }
 
 
+# PostgreSQL: connection exceptions (08), too many connections (53300), shutting down or starting (57P01-57P03)
+UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
+UNAVAILABLE_DRIVER_ERRORS = {
+    "ConnectionDoesNotExistError",
+    "CannotConnectNowError",
+    "TooManyConnectionsError",
+    "ConnectionFailureError",
+    "InterfaceError",
+}
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """The database went away under the request, or refused it a connection (checked through the chain of causes,
+    without importing the driver here)."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        sqlstate = getattr(seen, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+            return True
+        if type(seen).__name__ in UNAVAILABLE_DRIVER_ERRORS and type(seen).__module__.startswith("asyncpg"):
+            return True
+        if isinstance(seen, ConnectionError | OSError) and not isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _pool_exhausted(exc: BaseException) -> bool:
     """SQLAlchemy's `TimeoutError`: no connection of the pool freed in time (without importing SQLAlchemy here)."""
     return type(exc).__name__ == "TimeoutError" and type(exc).__module__ == "sqlalchemy.exc"
@@ -203,6 +232,18 @@ def unexpected(exc: BaseException, method: str, path: str) -> Response:
     """The answer to an exception nothing else handled: a 422 when the database refused a value the client sent
     (nothing was written: the request's transaction is rolled back), else a 500 — logged with its trace, which
     never reaches the client."""
+    if _database_unavailable(exc):
+        # the database went away or refuses connections (a restart, a failover, too many clients): the request's
+        # transaction did not commit; the caller should retry shortly
+        log.warning("database unavailable on %s %s: %s", method, path, exc.__cause__ or exc)
+        return problem_response(
+            status=503,
+            title="Service Unavailable",
+            detail="the database is not reachable for now; nothing was changed, retry after a few seconds",
+            type_=PROBLEM_BASE + "database-unavailable",
+            instance=path,
+            headers={"Retry-After": "5"},
+        )
     if _pool_exhausted(exc):
         # every database connection of this process is busy: the caller should come back shortly
         log.warning("busy on %s %s: %s", method, path, exc)

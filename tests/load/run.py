@@ -723,8 +723,8 @@ def run() -> int:
 - Verdict: **{verdict}**. ERROR lines in the processes' logs: {len(errors)}.
 """,
     )
-    for line in errors[:10]:
-        print(line, file=sys.stderr)
+    for line, count in Counter(errors).most_common(12):
+        print(f"{count:5d} × {line}", file=sys.stderr)
     print(f"load verdict: {verdict}", flush=True)
     return 0 if not problems else 1
 
