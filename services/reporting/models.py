@@ -217,6 +217,20 @@ capital_entries = Table(
     comment="capital.entry_recorded: the guarantee fund's capital ledger",
 )
 
+facility_terms = Table(
+    "facility_terms",
+    metadata,
+    Column("facility_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("lender_id", UUID(as_uuid=True), nullable=False),
+    Column("ceiling_cad", Numeric(20, 2), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=False),
+    Column("set_on", Date, nullable=False, comment="facility.terms_set's occurred_at (UTC date)"),
+    Index("ix_facility_terms_lender", "lender_id", "set_on"),
+    comment="facility.terms_set: every version of each lender's ceiling; in force on D = the latest set by D",
+)
+
 PORTFOLIO_TABLES = (loans, loan_standing, loan_flows, fx_rates)
 APPLICATIONS_TABLES = (businesses, business_facts, applications, application_moves)
-GUARANTEES_TABLES = (guarantees, claims, claim_recoveries, capital_entries)
+GUARANTEES_TABLES = (guarantees, claims, claim_recoveries, capital_entries, facility_terms)

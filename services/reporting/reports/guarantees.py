@@ -11,8 +11,12 @@
   on D); **net loss rate** = (claims paid − recoveries) ÷ cumulative exposure at issue of the guarantees issued by
   D; **recovery rate** = recoveries ÷ claims paid.
 
-Grouped by `lender`, `exposure` is each lender's guaranteed exposure (ceiling utilisation needs the facilities'
-ceilings, which the guarantees service does not announce yet).
+- **ceiling utilisation** per lender = the lender's whole exposure on D ÷ the ceiling of its facility's terms in
+  force on D (the latest version announced by D, `facility.terms_set`); filters other than `lender` do not narrow
+  it (a ceiling caps the lender's whole exposure). Staff and funders see every lender's, a lender key its own, an
+  ICA key none.
+
+Grouped by `lender`, `exposure` is each lender's guaranteed exposure (within the filters).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.reports.common import (
+    Columns,
     Rates,
     Selection,
     cad,
@@ -162,6 +167,9 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
         or 0
     )
     fund_wide = principal.role not in (Role.ica, Role.lender)
+    utilisation = (
+        await _utilisation(session, sel, principal, exposure_params) if principal.role is not Role.ica else None
+    )
     exposure = total_by_day[sel.as_of]
     average = sum((total_by_day[d] for d in days), Decimal(0)) / len(days)
 
@@ -195,6 +203,7 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
             "claims_rate": ratio(Decimal(total_claims.claims_paid_in_period_cad), average),
             "average_exposure_cad": cad(average),
             "period": {"from": start.isoformat(), "to": sel.as_of.isoformat(), "months": 12},
+            "utilisation_by_lender": utilisation,
         },
         "groups": [
             {
@@ -210,6 +219,72 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
     }
 
 
+async def _utilisation(
+    session: AsyncSession, sel: Selection, principal: Principal, exposure_params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each lender with a facility announced by D: its ceiling then, its whole exposure on D, and their ratio."""
+    by_lender = Selection(sel.as_of, ("lender",), {k: v for k, v in sel.filters.items() if k == "lender"})
+    clause, params = where(by_lender, principal, COLUMNS)
+    exposure: dict[Any, Decimal] = defaultdict(Decimal)
+    day_params = {**exposure_params, **params, **_only_day(exposure_params, sel.as_of)}
+    for row in await session.execute(text(_exposure_sql(by_lender, clause)), day_params):
+        exposure[row.g_lender] += Decimal(row.exposure)
+    terms_clause, terms_params = where(
+        by_lender, principal, Columns(dimensions={"lender": "t.lender_id"}, ica="NULL", lender="t.lender_id")
+    )
+    # fixed fragments only; values are bound parameters
+    terms_sql = f"""
+SELECT DISTINCT ON (t.lender_id) t.lender_id, t.facility_id, t.version, t.ceiling_cad, t.valid_from, t.valid_to
+FROM reporting.facility_terms t
+WHERE t.set_on <= :as_of AND {terms_clause}
+ORDER BY t.lender_id, t.set_on DESC, t.version DESC
+"""  # noqa: S608
+    rows = await session.execute(
+        text(terms_sql),
+        {**terms_params, "as_of": sel.as_of},
+    )
+    return [
+        {
+            "lender": str(row.lender_id),
+            "facility_id": str(row.facility_id),
+            "facility_version": row.version,
+            "in_force": row.valid_from <= sel.as_of <= row.valid_to,
+            "ceiling_cad": cad(Decimal(row.ceiling_cad)),
+            "exposure_cad": cad(exposure[row.lender_id]),
+            "utilisation": ratio(exposure[row.lender_id], Decimal(row.ceiling_cad)),
+        }
+        for row in sorted(rows, key=lambda r: str(r.lender_id))
+    ]
+
+
 def _only_day(params: dict[str, Any], day: date) -> dict[str, Any]:
     keep = [i for i, d in enumerate(params["days"]) if d == day]
     return {name: [params[name][i] for i in keep] for name in ("days", "currencies", "per_units", "divisors")}
+
+
+async def live_guarantees(session: AsyncSession, on: date, principal: Principal) -> tuple[int, Decimal, list[str]]:
+    """The guarantees live on `on` (issued by then, not expired, no claim paid by then), their exposure in CAD (a
+    currency with no rate is left out and named), for the reconciliation."""
+    currencies = [c for (c,) in await session.execute(text("SELECT DISTINCT currency FROM reporting.guarantees"))]
+    rates = await closing_rates(session, currencies, on)
+    sel = Selection(on, (), {})
+    clause, params = where(sel, principal, COLUMNS)
+    found = list(rates.found.values())
+    params |= {
+        "days": [on for _ in found],
+        "currencies": [r.currency for r in found],
+        "per_units": [r.per_unit for r in found],
+        "divisors": [r.divisor for r in found],
+    }
+    exposure = sum(
+        (Decimal(row.exposure) for row in await session.execute(text(_exposure_sql(sel, clause)), params)), Decimal(0)
+    )
+    count = await session.scalar(
+        text(
+            "SELECT count(*) FROM reporting.guarantees g WHERE g.issued_on <= :on"
+            " AND (g.expired_on IS NULL OR g.expired_on > :on) AND NOT EXISTS ("
+            " SELECT 1 FROM reporting.claims c WHERE c.guarantee_id = g.guarantee_id AND c.paid_on <= :on)"
+        ),
+        {"on": on},
+    )
+    return int(count or 0), exposure, rates.missing
