@@ -7,10 +7,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import httpx
-from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,45 +18,16 @@ from services.portfolio.loans import operations
 from services.portfolio.loans.events import open_loan
 from services.portfolio.loans.ledger import Kind
 from services.portfolio.loans.service import Ledgers
-from shared.auth import SERVICE_HEADER, Role, mint_service_token
+from shared.auth import Role
 from shared.db import make_sessionmaker
 from shared.events.contracts import EventEnvelope
-from shared.peers import InternalClient
-from tests.conftest import INTERNAL_SECRET
 from tests.guarantees.conftest import MANAGER, set_capital
 from tests.portfolio.test_loans import approval
 from tests.reporting.conftest import ANALYST, FUNDER, apply, as_role, rebuild_from
-from tests.support import assert_problem, service_app
+from tests.support import assert_problem, wired
 
 TODAY = datetime.now(UTC).date()
 START = TODAY - timedelta(days=100)
-
-
-class AsgiPeers(InternalClient):
-    """The platform's InternalClient, its calls served by the services' apps in this process."""
-
-    def __init__(self, apps: dict[str, FastAPI], caller: str) -> None:
-        super().__init__(secret=INTERNAL_SECRET, caller=caller, purpose="the reconciliation")
-        self.apps = apps
-
-    async def _call(
-        self,
-        method: str,
-        service: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        json: dict[str, Any] | None = None,
-        problem_404: bool = False,
-    ) -> httpx.Response:
-        token = mint_service_token(self.caller, secret=self.secret, audience=service)
-        transport = httpx.ASGITransport(app=self.apps[service])
-        async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
-            response = await client.request(method, path, params=params, json=json, headers={SERVICE_HEADER: token})
-        allowed_404 = problem_404 and "problem" in response.headers.get("content-type", "")
-        if response.status_code != 200 and not (response.status_code == 404 and allowed_404):
-            raise self.unexpected(service)
-        return response
 
 
 async def outbox_since(connection: AsyncConnection, schema: str, after: int) -> list[EventEnvelope]:
@@ -99,11 +68,8 @@ async def test_the_read_model_reconciles_once_drained_and_lists_what_is_not_appl
     connection: AsyncConnection,
 ) -> None:
     await only_this_test(connection)
-    portfolio_app, guarantees_app = service_app("portfolio", connection), service_app("guarantees", connection)
-    applications_app, reporting_app = service_app("applications", connection), service_app("reporting", connection)
-    apps = {"portfolio": portfolio_app, "guarantees": guarantees_app, "applications": applications_app}
-    guarantees_app.state.peers = AsgiPeers(apps, "guarantees")
-    reporting_app.state.peers = AsgiPeers(apps, "reporting")
+    apps = wired(connection)
+    guarantees_app, reporting_app = apps["guarantees"], apps["reporting"]
     before = await last_ids(connection)
     sessions = make_sessionmaker(connection, join_transaction_mode="create_savepoint")
     lender = uuid.uuid4()
