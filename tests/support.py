@@ -22,8 +22,9 @@ from services.gateway.app import start_runtime
 from services.gateway.keystore import new_key
 from services.gateway.settings import Settings as GatewaySettings
 from shared.app import bind_database
-from shared.auth import Role
+from shared.auth import SERVICE_HEADER, Role, mint_service_token
 from shared.db import make_sessionmaker
+from shared.peers import InternalClient
 from tests.conftest import INTERNAL_SECRET
 
 SERVICE_NAMES = ("applications", "portfolio", "guarantees", "reporting")
@@ -142,3 +143,39 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert body["request_id"] and body["request_id"] == response.headers["x-request-id"]
     assert "Traceback" not in response.text
     return body
+
+
+class AsgiPeers(InternalClient):
+    """The platform's InternalClient, its calls served by the services' apps in this process."""
+
+    def __init__(self, apps: dict[str, FastAPI], caller: str) -> None:
+        super().__init__(secret=INTERNAL_SECRET, caller=caller, purpose=caller)
+        self.apps = apps
+
+    async def _call(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        problem_404: bool = False,
+    ) -> httpx.Response:
+        token = mint_service_token(self.caller, secret=self.secret, audience=service)
+        transport = httpx.ASGITransport(app=self.apps[service])
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{service}") as client:
+            response = await client.request(method, path, params=params, json=json, headers={SERVICE_HEADER: token})
+        allowed_404 = problem_404 and "problem" in response.headers.get("content-type", "")
+        if response.status_code != 200 and not (response.status_code == 404 and allowed_404):
+            raise self.unexpected(service)
+        return response
+
+
+def wired(connection: AsyncConnection) -> dict[str, FastAPI]:
+    """The four services on the test transaction; the guarantees' and the reporting service's internal calls (an
+    `InternalClient`) served by the others in this process."""
+    apps = {name: service_app(name, connection) for name in SERVICE_NAMES}
+    for name in ("guarantees", "reporting"):
+        apps[name].state.peers = AsgiPeers(apps, name)
+    return apps

@@ -12,6 +12,7 @@ from services.applications.members.router import router as members_router
 from services.applications.models import SCHEMA, events, metadata, webhooks
 from services.applications.notifications.router import router as notifications_router
 from services.applications.partners.router import router as partners_router
+from services.applications.pipeline.internal import internal as pipeline_internal
 from services.applications.pipeline.peers import HttpPeers
 from services.applications.pipeline.router import router as pipeline_router
 from services.applications.policy.router import router as policy_router
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             committee_router,
             notifications_router,
             documents_router,
+            pipeline_internal,
         ],
         extra_lifespan=notifications,
         configure_logs=configure_logs,

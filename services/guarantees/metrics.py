@@ -80,7 +80,7 @@ async def exposures_on(session: AsyncSession, fx: InternalClient, on: date) -> d
         by["lender"][str(g.lender_id)] += exposure
         by["country"][g.country] += exposure
         by["borrower"][str(g.business_id)] += exposure
-    return {"total": total, "by": by, "missing_rates": missing, "stale_rates": stale}
+    return {"total": total, "by": by, "missing_rates": missing, "stale_rates": stale, "guarantees": len(rows)}
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> str | None:

@@ -70,7 +70,13 @@ loan_standing = Table(
     Column("outstanding_principal", Numeric(20, 4), nullable=False),
     Column("overdue_from", Date),
     Column("status", String(30), nullable=False),
-    Index("ix_loan_standing_as_of", "valid_to", "on"),
+    # covering: the as-of scan reads the index only (migration 0006)
+    Index(
+        "ix_loan_standing_as_of",
+        "valid_to",
+        "on",
+        postgresql_include=["loan_id", "outstanding_principal", "overdue_from", "status"],
+    ),
     comment="LoanFactsV1.standing of every loan event; a new standing replaces the rows from its first date on",
 )
 
@@ -86,7 +92,11 @@ loan_flows = Table(
     Column("interest", Numeric(20, 4), nullable=False, server_default="0"),
     Column("recovered", Numeric(20, 4), nullable=False, server_default="0"),
     Column("reversed", Boolean, nullable=False, server_default=text("false")),
-    Index("ix_loan_flows_value_date", "value_date"),
+    Index(
+        "ix_loan_flows_value_date",
+        "value_date",
+        postgresql_include=["loan_id", "kind", "amount", "principal", "interest", "recovered", "reversed"],
+    ),
     Index("ix_loan_flows_loan", "loan_id"),
     comment="money movements by value date (loan.disbursed, repayment_applied, recovery_received, written_off)",
 )
@@ -134,6 +144,13 @@ business_facts = Table(
     Column("board_elected_by_members", Boolean, nullable=False),
     Column("one_member_one_vote", Boolean, nullable=False),
     Column("environmental_practices", ARRAY(Text), nullable=False),
+    Column(
+        "valid_to",
+        Date,
+        nullable=False,
+        server_default=text(f"'{FAR_FUTURE}'"),
+        comment="the next report's date (exclusive): in force at D when reported_on <= D < valid_to",
+    ),
     comment="dated impact facts, history kept: in force at D = the latest reported on or before D",
 )
 
@@ -159,7 +176,7 @@ application_moves = Table(
     Column("on", Date, nullable=False, comment="the event's occurred_at, as a UTC date"),
     Column("from_status", String(30)),
     Column("to_status", String(30), nullable=False),
-    Index("ix_application_moves_application", "application_id", "seq"),
+    Index("ix_application_moves_application", "application_id", "seq", postgresql_include=["on", "to_status"]),
     comment="every status move of an application (application.*)",
 )
 
@@ -217,6 +234,20 @@ capital_entries = Table(
     comment="capital.entry_recorded: the guarantee fund's capital ledger",
 )
 
+facility_terms = Table(
+    "facility_terms",
+    metadata,
+    Column("facility_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("lender_id", UUID(as_uuid=True), nullable=False),
+    Column("ceiling_cad", Numeric(20, 2), nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date, nullable=False),
+    Column("set_on", Date, nullable=False, comment="facility.terms_set's occurred_at (UTC date)"),
+    Index("ix_facility_terms_lender", "lender_id", "set_on"),
+    comment="facility.terms_set: every version of each lender's ceiling; in force on D = the latest set by D",
+)
+
 PORTFOLIO_TABLES = (loans, loan_standing, loan_flows, fx_rates)
 APPLICATIONS_TABLES = (businesses, business_facts, applications, application_moves)
-GUARANTEES_TABLES = (guarantees, claims, claim_recoveries, capital_entries)
+GUARANTEES_TABLES = (guarantees, claims, claim_recoveries, capital_entries, facility_terms)

@@ -109,6 +109,22 @@ class FeeInvoicedV1(BaseModel):
     amount: str
 
 
+@event_contract("facility.terms_set", version=1)
+class FacilityTermsSetV1(BaseModel):
+    """A facility was opened (version 1) or its terms changed (a new version): the ceiling on the lender's
+    guaranteed exposure, in CAD, from `valid_from` to `valid_to` (both included). Earlier versions stay as they were;
+    the version in force is the latest one announced."""
+
+    facility_id: uuid.UUID
+    lender_id: uuid.UUID
+    version: int
+    coverage_pct: str
+    ceiling_cad: str
+    max_cover_per_loan_cad: str
+    valid_from: date
+    valid_to: date
+
+
 @event_contract("capital.entry_recorded", version=1)
 class CapitalEntryRecordedV1(BaseModel):
     """A movement of the guarantee fund's capital (CAD): contribution, adjustment, fee income, claim paid (negative),

@@ -99,6 +99,7 @@ SUBSCRIPTIONS: list[SubscriptionSpec] = [
                 "claim.rejected",
                 "recovery.shared",
                 "capital.entry_recorded",
+                "facility.terms_set",
             }
         ),
     ),

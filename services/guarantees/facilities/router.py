@@ -13,13 +13,16 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 from sqlalchemy import select
 
+from services.guarantees.db import events as event_tables
 from services.guarantees.facilities.models import Facility, FacilityTerms
 from services.guarantees.policy.models import GuaranteePolicy
 from services.guarantees.policy.router import current_policy
 from shared.auth import STAFF_ROLES, CurrentPrincipal, Principal, Role, require_roles
+from shared.contracts.guarantees import FacilityTermsSetV1
 from shared.db import SessionDep
+from shared.events.outbox import publish
 from shared.idempotency import IdempotentRoute
-from shared.money import Money, PositiveMoney
+from shared.money import Money, PositiveMoney, format_amount
 from shared.problems import Conflict, Forbidden, NotFound, UnprocessableContent, problem_responses
 
 router = APIRouter(prefix="/api/v1/guarantees/facilities", tags=["facilities"], route_class=IdempotentRoute)
@@ -133,6 +136,28 @@ def _terms(
     )
 
 
+async def _announce(session: SessionDep, facility: Facility, terms: FacilityTerms) -> None:
+    """`facility.terms_set`, in the same transaction as the new terms: the reporting service measures each lender's
+    ceiling utilisation from it without reading this schema."""
+    await publish(
+        session,
+        event_tables,
+        event_type="facility.terms_set",
+        aggregate_type="facility",
+        aggregate_id=str(facility.id),
+        payload=FacilityTermsSetV1(
+            facility_id=facility.id,
+            lender_id=facility.lender_id,
+            version=terms.version,
+            coverage_pct=format(terms.coverage_pct, "f"),
+            ceiling_cad=format_amount(terms.ceiling_cad, "CAD"),
+            max_cover_per_loan_cad=format_amount(terms.max_cover_per_loan_cad, "CAD"),
+            valid_from=terms.valid_from,
+            valid_to=terms.valid_to,
+        ),
+    )
+
+
 async def _out(session: SessionDep, facility: Facility) -> FacilityOut:
     terms = await session.get(FacilityTerms, (facility.id, facility.current_version))
     assert terms is not None
@@ -165,8 +190,10 @@ async def create_facility(body: FacilityIn, session: SessionDep, principal: Prin
     facility = Facility(id=uuid.uuid4(), lender_id=body.lender_id, current_version=1, created_by=principal.key_id)
     session.add(facility)
     await session.flush()
-    session.add(_terms(body, policy, facility.id, 1, principal.key_id))
+    terms = _terms(body, policy, facility.id, 1, principal.key_id)
+    session.add(terms)
     await session.flush()
+    await _announce(session, facility, terms)
     await session.refresh(facility)
     return await _out(session, facility)
 
@@ -185,8 +212,10 @@ async def change_terms(
         raise NotFound(f"no facility {facility_id}")
     policy = await current_policy(session)
     facility.current_version += 1
-    session.add(_terms(body, policy, facility.id, facility.current_version, principal.key_id))
+    terms = _terms(body, policy, facility.id, facility.current_version, principal.key_id)
+    session.add(terms)
     await session.flush()
+    await _announce(session, facility, terms)
     return await _out(session, facility)
 
 

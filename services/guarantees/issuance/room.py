@@ -18,10 +18,11 @@ from services.guarantees.capital.router import capital_available
 from services.guarantees.facilities.models import Facility, FacilityTerms
 from services.guarantees.issuance.models import Guarantee
 from services.guarantees.limits import Exposures, Limits, breaches, new_exposure
+from services.guarantees.metrics import exposures_on
 from services.guarantees.policy.router import current_policy
 from shared.auth import service_caller
 from shared.db import SessionDep, TransactionalRoute
-from shared.money import Amount, CurrencyCode
+from shared.money import Amount, CurrencyCode, format_amount
 from shared.peers import InternalClient
 from shared.problems import ServiceUnavailable
 
@@ -98,4 +99,22 @@ async def room(
         ],
         "policy_version": policy.version,
         "facility_version": terms.version,
+    }
+
+
+@internal.get("/totals", summary="The guarantee fund's own totals as of a date (for reconciliation)")
+async def totals(
+    request: Request, session: SessionDep, _caller: Annotated[str, Depends(service_caller)], as_of: date
+) -> dict[str, Any]:
+    """From this service's own tables (the loans' outstanding and the rates asked of the portfolio, as the metrics
+    do): the guarantees live on `as_of` (issued by then, not expired, no claim paid), their exposure in CAD, and the
+    capital available (the ledger's entries dated on or before it)."""
+    now = await exposures_on(session, request.app.state.peers, as_of)
+    return {
+        "as_of": as_of.isoformat(),
+        "guarantees": now["guarantees"],
+        "exposure_cad": format_amount(now["total"], "CAD"),
+        "capital_available_cad": format_amount(await capital_available(session, as_of), "CAD"),
+        "missing_rates": now["missing_rates"],
+        "stale_rates": now["stale_rates"],
     }

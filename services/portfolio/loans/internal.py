@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from services.portfolio.loans.arrears import book_on, books_on
+from services.portfolio.loans.ledger import standing_of
 from services.portfolio.loans.models import Loan, Transaction
 from shared.auth import service_caller
 from shared.db import SessionDep, TransactionalRoute
@@ -113,4 +115,43 @@ async def outstanding_history(
         "from": body.start.isoformat(),
         "to": body.end.isoformat(),
         "loans": {str(i): {"currency": loans[i], "steps": steps[i]} for i in loans},
+    }
+
+
+@internal.get("/totals", summary="The portfolio's own totals as of a date, per currency (for reconciliation)")
+async def totals(session: SessionDep, _caller: Annotated[str, Depends(service_caller)], as_of: date) -> dict[str, Any]:
+    """Per currency, from this service's own books (each loan replayed as of `as_of`): the loans in the portfolio
+    (active: disbursed, not repaid, not written off), their outstanding principal (gross loan portfolio) and the
+    outstanding principal of those more than 30 days past due (PAR30) — DOMAIN.md's definitions."""
+    ids = list(
+        (
+            await session.scalars(
+                select(Transaction.loan_id)
+                .where(Transaction.kind == "disbursement", Transaction.value_date <= as_of)
+                .group_by(Transaction.loan_id)
+                .order_by(Transaction.loan_id)
+            )
+        ).all()
+    )
+    currencies = dict((await session.execute(select(Loan.id, Loan.currency).where(Loan.id.in_(ids)))).all())
+    per: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        for loan_id, (_, book) in (await books_on(session, ids[start : start + 500], as_of)).items():
+            if standing_of(book, as_of).status != "active":
+                continue
+            figures = per.setdefault(currencies[loan_id], {"loans": 0, "glp": Decimal(0), "par30": Decimal(0)})
+            figures["loans"] += 1
+            figures["glp"] += book.outstanding_principal
+            if book.days_past_due(as_of) > 30:
+                figures["par30"] += book.outstanding_principal
+    return {
+        "as_of": as_of.isoformat(),
+        "currencies": {
+            currency: {
+                "loans": f["loans"],
+                "gross_loan_portfolio": format_amount(f["glp"], currency),
+                "par30": format_amount(f["par30"], currency),
+            }
+            for currency, f in sorted(per.items())
+        },
     }

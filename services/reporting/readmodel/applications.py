@@ -3,8 +3,10 @@ move of every application (for the pipeline)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC
 
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,6 +55,23 @@ async def keep_business(session: AsyncSession, business: BusinessSnapshotV1) -> 
         .on_conflict_do_update(
             index_elements=[business_facts.c.business_id, business_facts.c.reported_on], set_=reported
         )
+    )
+    await end_reports(session, [business.business_id])
+
+
+async def end_reports(session: AsyncSession, business_ids: list[uuid.UUID]) -> None:
+    """Each report of these businesses is in force until the next one (`valid_to`), the latest until further
+    notice: the impact report then reads the facts in force at D without sorting every report."""
+    await session.execute(
+        text(
+            "UPDATE reporting.business_facts f SET valid_to = coalesce(n.next, DATE '9999-12-31') FROM ("
+            " SELECT business_id, reported_on,"
+            "  lead(reported_on) OVER (PARTITION BY business_id ORDER BY reported_on) AS next"
+            " FROM reporting.business_facts WHERE business_id = ANY(:ids)) n"
+            " WHERE n.business_id = f.business_id AND n.reported_on = f.reported_on"
+            " AND f.valid_to IS DISTINCT FROM coalesce(n.next, DATE '9999-12-31')"
+        ),
+        {"ids": business_ids},
     )
 
 

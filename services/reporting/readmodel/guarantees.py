@@ -1,5 +1,6 @@
 """The guarantees service's events: guarantees (dated issue and expiry), claims (filed, paid), the fund's share of
-recoveries, and the capital ledger (`capital.entry_recorded`). A guarantee's exposure is not kept: a report
+recoveries, the capital ledger (`capital.entry_recorded`) and every version of each facility's ceiling
+(`facility.terms_set`). A guarantee's exposure is not kept: a report
 computes it as of its date from the loan's standing (`loan_standing`) and that date's rate."""
 
 from __future__ import annotations
@@ -10,12 +11,20 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reporting.models import GUARANTEES_TABLES, capital_entries, claim_recoveries, claims, guarantees
+from services.reporting.models import (
+    GUARANTEES_TABLES,
+    capital_entries,
+    claim_recoveries,
+    claims,
+    facility_terms,
+    guarantees,
+)
 from services.reporting.readmodel.portfolio import reset_tables
 from shared.contracts.guarantees import (
     CapitalEntryRecordedV1,
     ClaimFactsV1,
     ClaimPaidV1,
+    FacilityTermsSetV1,
     GuaranteeExpiredV1,
     GuaranteeFactsV1,
     GuaranteeIssuedV1,
@@ -101,6 +110,21 @@ async def on_guarantees_event(session: AsyncSession, event: EventEnvelope) -> No
             insert(capital_entries)
             .values(entry_id=entry.entry_id, kind=entry.kind, amount_cad=entry.amount_cad, value_date=entry.value_date)
             .on_conflict_do_nothing()
+        )
+    elif event.type == "facility.terms_set":
+        terms = event.parse(FacilityTermsSetV1)
+        await session.execute(
+            insert(facility_terms)
+            .values(
+                facility_id=terms.facility_id,
+                version=terms.version,
+                lender_id=terms.lender_id,
+                ceiling_cad=terms.ceiling_cad,
+                valid_from=terms.valid_from,
+                valid_to=terms.valid_to,
+                set_on=_day(event),
+            )
+            .on_conflict_do_nothing()  # a version's terms are never changed: a change is a new version
         )
 
 

@@ -22,6 +22,7 @@ from services.reporting.reports.common import (
     Rate,
     Selection,
     cad,
+    for_reports,
     group_columns,
     key_json,
     key_of,
@@ -154,6 +155,7 @@ class FlowsReport:
 
 
 async def flows_report(session: AsyncSession, sel: Selection, start: date, principal: Principal) -> FlowsReport:
+    await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     rows = (await session.execute(text(_sql(sel, clause)), {**params, "start": start, "as_of": sel.as_of})).all()
     currencies = {r.currency for r in rows}

@@ -11,8 +11,12 @@
   on D); **net loss rate** = (claims paid − recoveries) ÷ cumulative exposure at issue of the guarantees issued by
   D; **recovery rate** = recoveries ÷ claims paid.
 
-Grouped by `lender`, `exposure` is each lender's guaranteed exposure (ceiling utilisation needs the facilities'
-ceilings, which the guarantees service does not announce yet).
+- **ceiling utilisation** per lender = the lender's whole exposure on D ÷ the ceiling of its facility's terms in
+  force on D (the latest version announced by D, `facility.terms_set`); filters other than `lender` do not narrow
+  it (a ceiling caps the lender's whole exposure). Staff and funders see every lender's, a lender key its own, an
+  ICA key none.
+
+Grouped by `lender`, `exposure` is each lender's guaranteed exposure (within the filters).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.reports.common import (
+    Columns,
     Rates,
     Selection,
     cad,
     closing_rates,
+    for_reports,
     group_columns,
     key_json,
     key_of,
@@ -49,28 +55,56 @@ HALF_EVEN = (
 
 
 def _exposure_sql(sel: Selection, clause: str) -> str:
+    """Exposure per sample day (and group): one sweep over the guaranteed loans' standing steps that overlap the
+    sampled period, each step counted on the sample days it covers (no lookup per guarantee and day)."""
     groups = group_columns(sel, COLUMNS)
     names = [f"g_{g}" for g in sel.group_by]
-    covered = HALF_EVEN.format(x="(g.coverage_pct * st.outstanding_principal * r.per_unit / r.divisor / 100)")
+    rounded = HALF_EVEN.format(x="p.x")
     return f"""
 WITH rates AS (
     SELECT * FROM unnest(CAST(:days AS date[]), CAST(:currencies AS text[]), CAST(:per_units AS numeric[]),
                          CAST(:divisors AS numeric[])) AS r(day, currency, per_unit, divisor)
+), days AS (
+    SELECT DISTINCT day FROM rates
+), paid AS (
+    SELECT guarantee_id, min(paid_on) AS paid_on FROM reporting.claims WHERE paid_on IS NOT NULL GROUP BY guarantee_id
 ), live AS (
-    SELECT {", ".join(["r.day", *groups])}, least({covered}, g.cap_cad) AS exposure
-    FROM rates r
-    JOIN reporting.guarantees g ON g.currency = r.currency AND g.issued_on <= r.day
-         AND (g.expired_on IS NULL OR g.expired_on > r.day)
+    SELECT {
+        ", ".join(
+            [
+                "g.loan_id",
+                "g.currency",
+                "g.coverage_pct",
+                "g.cap_cad",
+                "g.issued_on",
+                "g.expired_on",
+                "p.paid_on",
+                *groups,
+            ]
+        )
+    }
+    FROM reporting.guarantees g
     JOIN reporting.loans l ON l.loan_id = g.loan_id
     LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
-    JOIN reporting.loan_standing st ON st.loan_id = g.loan_id AND st.on <= r.day AND st.valid_to > r.day
-    WHERE NOT EXISTS (
-        SELECT 1 FROM reporting.claims c WHERE c.guarantee_id = g.guarantee_id AND c.paid_on <= r.day
-    ) AND {clause}
+    LEFT JOIN paid p ON p.guarantee_id = g.guarantee_id
+    WHERE g.issued_on <= (SELECT max(day) FROM days) AND {clause}
+), steps AS MATERIALIZED (
+    SELECT v.*, st.on, st.valid_to, st.outstanding_principal, bounds.first_day, bounds.last_day
+    FROM live v
+    CROSS JOIN (SELECT min(day) AS first_day, max(day) AS last_day FROM days) bounds
+    JOIN reporting.loan_standing st ON st.loan_id = v.loan_id
+         AND st.valid_to > bounds.first_day AND st.on <= bounds.last_day
 )
-SELECT {", ".join(["day", *names])}, sum(exposure) AS exposure
-FROM live
-GROUP BY {", ".join(["day", *names])}
+SELECT {", ".join(["p.day", *names])}, sum(least({rounded}, p.cap_cad)) AS exposure
+FROM (
+    -- each step on each sample day it covers, priced at that day's rate (the product computed once)
+    SELECT d.day, s.*, s.coverage_pct * s.outstanding_principal * r.per_unit / r.divisor / 100 AS x
+    FROM steps s
+    JOIN days d ON d.day >= s.on AND d.day < s.valid_to AND d.day >= s.issued_on
+         AND (s.expired_on IS NULL OR s.expired_on > d.day) AND (s.paid_on IS NULL OR s.paid_on > d.day)
+    JOIN rates r ON r.day = d.day AND r.currency = s.currency
+) p
+GROUP BY {", ".join(["p.day", *names])}
 """  # noqa: S608 - fixed fragments only; values are bound parameters
 
 
@@ -86,22 +120,27 @@ WITH covered AS (
     JOIN reporting.loans l ON l.loan_id = g.loan_id
     LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
     WHERE g.issued_on IS NOT NULL AND {clause}
+), per_claim AS (
+    -- claims are few beside guarantees: aggregated once per guarantee, then joined (no lookup per guarantee)
+    SELECT c.guarantee_id,
+        count(*) FILTER (WHERE c.filed_on <= :as_of) AS filed,
+        coalesce(sum(c.payout_cad) FILTER (WHERE c.filed_on <= :as_of), 0) AS filed_cad,
+        count(*) FILTER (WHERE c.paid_on <= :as_of) AS paid,
+        coalesce(sum(c.payout_cad) FILTER (WHERE c.paid_on <= :as_of), 0) AS paid_cad,
+        coalesce(sum(c.payout_cad) FILTER (WHERE c.paid_on > :period_start AND c.paid_on <= :as_of), 0)
+            AS paid_in_period,
+        coalesce(sum(x.recovered), 0) AS recovered_cad
+    FROM reporting.claims c
+    LEFT JOIN (
+        SELECT claim_id, sum(fund_share_cad) AS recovered FROM reporting.claim_recoveries
+        WHERE value_date <= :as_of GROUP BY claim_id
+    ) x ON x.claim_id = c.claim_id
+    GROUP BY c.guarantee_id
 ), per_guarantee AS (
-    SELECT v.*,
-        (SELECT count(*) FROM reporting.claims c WHERE c.guarantee_id = v.guarantee_id AND c.filed_on <= :as_of)
-            AS filed,
-        (SELECT coalesce(sum(c.payout_cad), 0) FROM reporting.claims c
-         WHERE c.guarantee_id = v.guarantee_id AND c.filed_on <= :as_of) AS filed_cad,
-        (SELECT count(*) FROM reporting.claims c WHERE c.guarantee_id = v.guarantee_id AND c.paid_on <= :as_of)
-            AS paid,
-        (SELECT coalesce(sum(c.payout_cad), 0) FROM reporting.claims c
-         WHERE c.guarantee_id = v.guarantee_id AND c.paid_on <= :as_of) AS paid_cad,
-        (SELECT coalesce(sum(c.payout_cad), 0) FROM reporting.claims c
-         WHERE c.guarantee_id = v.guarantee_id AND c.paid_on > :period_start AND c.paid_on <= :as_of) AS paid_in_period,
-        (SELECT coalesce(sum(x.fund_share_cad), 0) FROM reporting.claim_recoveries x
-         JOIN reporting.claims c ON c.claim_id = x.claim_id
-         WHERE c.guarantee_id = v.guarantee_id AND x.value_date <= :as_of) AS recovered_cad
-    FROM covered v
+    SELECT v.*, coalesce(pc.filed, 0) AS filed, coalesce(pc.filed_cad, 0) AS filed_cad,
+           coalesce(pc.paid, 0) AS paid, coalesce(pc.paid_cad, 0) AS paid_cad,
+           coalesce(pc.paid_in_period, 0) AS paid_in_period, coalesce(pc.recovered_cad, 0) AS recovered_cad
+    FROM covered v LEFT JOIN per_claim pc ON pc.guarantee_id = v.guarantee_id
 )
 SELECT {", ".join([*names, f"{grouping} AS all_groups"])},
        count(*) FILTER (WHERE issued_on <= :as_of) AS guarantees_issued,
@@ -129,6 +168,7 @@ def sample_days(as_of: date, months: int = 12) -> tuple[date, list[date]]:
 
 
 async def guarantees_report(session: AsyncSession, sel: Selection, principal: Principal) -> dict[str, Any]:
+    await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     start, days = sample_days(sel.as_of)
     currencies = [c for (c,) in await session.execute(text("SELECT DISTINCT currency FROM reporting.guarantees"))]
@@ -144,9 +184,15 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
     # exposure per sample day (the last one is the as-of date), in total and per group
     total_by_day: dict[date, Decimal] = defaultdict(Decimal)
     group_now: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
-    total_sel = Selection(sel.as_of, (), sel.filters)
+    # by lender too when no other filter narrows it: the same pass then gives each lender's whole exposure on D
+    # for the ceiling utilisation (else it is measured apart)
+    by_lender_too = set(sel.filters) <= {"lender"}
+    total_sel = Selection(sel.as_of, ("lender",) if by_lender_too else (), sel.filters)
+    lender_now: dict[Any, Decimal] | None = defaultdict(Decimal) if by_lender_too else None
     for row in await session.execute(text(_exposure_sql(total_sel, clause)), exposure_params):
         total_by_day[row.day] += Decimal(row.exposure)
+        if lender_now is not None and row.day == sel.as_of:
+            lender_now[row.g_lender] += Decimal(row.exposure)
     if sel.group_by:
         now_params = {**exposure_params, **_only_day(exposure_params, sel.as_of)}
         for row in await session.execute(text(_exposure_sql(sel, clause)), now_params):
@@ -162,6 +208,11 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
         or 0
     )
     fund_wide = principal.role not in (Role.ica, Role.lender)
+    utilisation = (
+        await _utilisation(session, sel, principal, exposure_params, lender_now)
+        if principal.role is not Role.ica
+        else None
+    )
     exposure = total_by_day[sel.as_of]
     average = sum((total_by_day[d] for d in days), Decimal(0)) / len(days)
 
@@ -195,6 +246,7 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
             "claims_rate": ratio(Decimal(total_claims.claims_paid_in_period_cad), average),
             "average_exposure_cad": cad(average),
             "period": {"from": start.isoformat(), "to": sel.as_of.isoformat(), "months": 12},
+            "utilisation_by_lender": utilisation,
         },
         "groups": [
             {
@@ -210,6 +262,79 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
     }
 
 
+async def _utilisation(
+    session: AsyncSession,
+    sel: Selection,
+    principal: Principal,
+    exposure_params: dict[str, Any],
+    measured: dict[Any, Decimal] | None,
+) -> list[dict[str, Any]]:
+    """Each lender with a facility announced by D: its ceiling then, its whole exposure on D, and their ratio."""
+    by_lender = Selection(sel.as_of, ("lender",), {k: v for k, v in sel.filters.items() if k == "lender"})
+    clause, params = where(by_lender, principal, COLUMNS)
+    exposure: dict[Any, Decimal] = defaultdict(Decimal)
+    if measured is not None:
+        exposure.update(measured)
+    else:
+        day_params = {**exposure_params, **params, **_only_day(exposure_params, sel.as_of)}
+        for row in await session.execute(text(_exposure_sql(by_lender, clause)), day_params):
+            exposure[row.g_lender] += Decimal(row.exposure)
+    terms_clause, terms_params = where(
+        by_lender, principal, Columns(dimensions={"lender": "t.lender_id"}, ica="NULL", lender="t.lender_id")
+    )
+    # fixed fragments only; values are bound parameters
+    terms_sql = f"""
+SELECT DISTINCT ON (t.lender_id) t.lender_id, t.facility_id, t.version, t.ceiling_cad, t.valid_from, t.valid_to
+FROM reporting.facility_terms t
+WHERE t.set_on <= :as_of AND {terms_clause}
+ORDER BY t.lender_id, t.set_on DESC, t.version DESC
+"""  # noqa: S608
+    rows = await session.execute(
+        text(terms_sql),
+        {**terms_params, "as_of": sel.as_of},
+    )
+    return [
+        {
+            "lender": str(row.lender_id),
+            "facility_id": str(row.facility_id),
+            "facility_version": row.version,
+            "in_force": row.valid_from <= sel.as_of <= row.valid_to,
+            "ceiling_cad": cad(Decimal(row.ceiling_cad)),
+            "exposure_cad": cad(exposure[row.lender_id]),
+            "utilisation": ratio(exposure[row.lender_id], Decimal(row.ceiling_cad)),
+        }
+        for row in sorted(rows, key=lambda r: str(r.lender_id))
+    ]
+
+
 def _only_day(params: dict[str, Any], day: date) -> dict[str, Any]:
     keep = [i for i, d in enumerate(params["days"]) if d == day]
     return {name: [params[name][i] for i in keep] for name in ("days", "currencies", "per_units", "divisors")}
+
+
+async def live_guarantees(session: AsyncSession, on: date, principal: Principal) -> tuple[int, Decimal, list[str]]:
+    """The guarantees live on `on` (issued by then, not expired, no claim paid by then), their exposure in CAD (a
+    currency with no rate is left out and named), for the reconciliation."""
+    currencies = [c for (c,) in await session.execute(text("SELECT DISTINCT currency FROM reporting.guarantees"))]
+    rates = await closing_rates(session, currencies, on)
+    sel = Selection(on, (), {})
+    clause, params = where(sel, principal, COLUMNS)
+    found = list(rates.found.values())
+    params |= {
+        "days": [on for _ in found],
+        "currencies": [r.currency for r in found],
+        "per_units": [r.per_unit for r in found],
+        "divisors": [r.divisor for r in found],
+    }
+    exposure = sum(
+        (Decimal(row.exposure) for row in await session.execute(text(_exposure_sql(sel, clause)), params)), Decimal(0)
+    )
+    count = await session.scalar(
+        text(
+            "SELECT count(*) FROM reporting.guarantees g WHERE g.issued_on <= :on"
+            " AND (g.expired_on IS NULL OR g.expired_on > :on) AND NOT EXISTS ("
+            " SELECT 1 FROM reporting.claims c WHERE c.guarantee_id = g.guarantee_id AND c.paid_on <= :on)"
+        ),
+        {"on": on},
+    )
+    return int(count or 0), exposure, rates.missing

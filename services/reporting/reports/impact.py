@@ -30,6 +30,7 @@ from services.reporting.reports.common import (
     Selection,
     cad,
     closing_rates,
+    for_reports,
     group_columns,
     key_json,
     key_of,
@@ -61,10 +62,6 @@ TWO_X = """coalesce(
         coalesce(n.women_ownership_pct >= 51, false)
         OR (n.senior_managers_total > 0 AND n.senior_managers_women * 100 >= 30 * n.senior_managers_total)
         OR (n.board_seats_total > 0 AND n.board_seats_women * 100 >= 30 * n.board_seats_total), false)"""
-IN_FORCE = """LEFT JOIN LATERAL (
-        SELECT * FROM reporting.business_facts x
-        WHERE x.business_id = {business} AND x.reported_on <= :as_of ORDER BY x.reported_on DESC LIMIT 1
-    ) n ON true"""
 
 
 def _businesses_sql(sel: Selection, clause: str) -> str:
@@ -78,17 +75,25 @@ WITH financed AS (
     LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
     WHERE l.first_disbursed_on <= :as_of AND {clause}
     GROUP BY {group_by}
+), in_force AS (
+    -- the report in force at D of every business: a filter on its dates, no sort
+    SELECT x.* FROM reporting.business_facts x WHERE x.reported_on <= :as_of AND x.valid_to > :as_of
+), at_first AS (
+    -- the report in force at the first disbursement
+    SELECT f.business_id, f.first_on, x.employees_total
+    FROM (SELECT DISTINCT business_id, first_on FROM financed) f
+    JOIN reporting.business_facts x ON x.business_id = f.business_id
+         AND x.reported_on <= f.first_on AND x.valid_to > f.first_on AND x.reported_on <= :as_of
 ), measured AS (
-    SELECT f.*, n.*, {TWO_X} AS two_x, base.employees_total AS base_employees
+    SELECT f.*, n.*, {TWO_X} AS two_x,
+           -- the baseline: the report in force at the first disbursement, else the earliest one (by D)
+           coalesce(base.employees_total, (
+               SELECT x.employees_total FROM reporting.business_facts x
+               WHERE x.business_id = f.business_id AND x.reported_on <= :as_of ORDER BY x.reported_on LIMIT 1
+           )) AS base_employees
     FROM financed f
-    {IN_FORCE.format(business="f.business_id")}
-    LEFT JOIN LATERAL (
-        SELECT x.employees_total FROM reporting.business_facts x
-        WHERE x.business_id = f.business_id AND x.reported_on <= :as_of
-        ORDER BY x.reported_on <= f.first_on DESC,
-                 CASE WHEN x.reported_on <= f.first_on THEN x.reported_on END DESC NULLS LAST, x.reported_on
-        LIMIT 1
-    ) base ON true
+    LEFT JOIN in_force n ON n.business_id = f.business_id
+    LEFT JOIN at_first base ON base.business_id = f.business_id AND base.first_on = f.first_on
 )
 SELECT {", ".join([*names, "count(*) AS businesses_financed"])},
        count(reported_on) AS businesses_with_facts,
@@ -118,12 +123,14 @@ def _portfolio_sql(sel: Selection, clause: str) -> str:
     grouping = f"GROUPING({', '.join(names)})" if names else "0"
     sets = [f"({', '.join([*names, 'currency'])})", "(currency)"] if names else ["(currency)"]
     return f"""
-WITH standing AS (
+WITH in_force AS (
+    SELECT x.* FROM reporting.business_facts x WHERE x.reported_on <= :as_of AND x.valid_to > :as_of
+), standing AS (
     SELECT {", ".join(["l.currency", *groups])}, st.outstanding_principal AS outstanding, {TWO_X} AS two_x
     FROM reporting.loan_standing st
     JOIN reporting.loans l ON l.loan_id = st.loan_id
     LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
-    {IN_FORCE.format(business="l.business_id")}
+    LEFT JOIN in_force n ON n.business_id = l.business_id
     WHERE st.on <= :as_of AND st.valid_to > :as_of AND st.status = 'active' AND {clause}
 )
 SELECT {", ".join([*names, "currency"])}, {grouping} AS all_groups,
@@ -210,6 +217,7 @@ def _counts(row: Any) -> dict[str, int]:
 
 
 async def impact_report(session: AsyncSession, sel: Selection, principal: Principal) -> ImpactReport:
+    await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     params |= {"as_of": sel.as_of}
     # the total is counted apart: a business financed by two lenders is one business, though in two groups

@@ -18,7 +18,16 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reporting.reports.common import Columns, Selection, group_columns, key_json, key_of, ratio, where
+from services.reporting.reports.common import (
+    Columns,
+    Selection,
+    for_reports,
+    group_columns,
+    key_json,
+    key_of,
+    ratio,
+    where,
+)
 from shared.auth import Principal
 
 COLUMNS = Columns(
@@ -139,6 +148,7 @@ class PipelineReport:
 
 
 async def pipeline_report(session: AsyncSession, sel: Selection, principal: Principal) -> PipelineReport:
+    await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     rows = (await session.execute(text(_sql(sel, clause)), {**params, "as_of": sel.as_of})).all()
     total = Funnel()
