@@ -21,49 +21,38 @@ class SubscriptionSpec:
         return f"{self.consumer}:{self.name}"
 
 
+# what a consumer following loans' figures needs from the portfolio (a charge changes no outstanding principal)
+LOAN_CHANGES = frozenset(
+    {
+        "loan.opened",
+        "loan.disbursed",
+        "loan.repayment_applied",
+        "loan.recovery_received",
+        "loan.repayment_reversed",
+        "loan.restructured",
+        "loan.written_off",
+        "loan.repaid",
+        "loan.in_arrears",
+        "loan.defaulted",
+        "loan.cured",
+    }
+)
+
 SUBSCRIPTIONS: list[SubscriptionSpec] = [
     SubscriptionSpec("portfolio", "loans-from-approvals", "applications", frozenset({"application.approved"})),
     SubscriptionSpec(
         "guarantees",
         "guarantees-from-loans",
         "portfolio",
-        frozenset(
-            {
-                "loan.opened",
-                "loan.disbursed",
-                "loan.repayment_applied",
-                "loan.recovery_received",
-                "loan.repayment_reversed",
-                "loan.restructured",
-                "loan.written_off",
-                "loan.repaid",
-                "loan.in_arrears",
-                "loan.defaulted",
-                "loan.cured",
-            }
-        ),
+        LOAN_CHANGES,
     ),
     # the reporting service's read model: every loan figure and FX rate, then businesses and applications
     SubscriptionSpec(
         "reporting",
         "portfolio-read-model",
         "portfolio",
-        frozenset(
-            {
-                "loan.opened",
-                "loan.disbursed",
-                "loan.repayment_applied",
-                "loan.recovery_received",
-                "loan.repayment_reversed",
-                "loan.restructured",
-                "loan.written_off",
-                "loan.repaid",
-                "loan.in_arrears",
-                "loan.defaulted",
-                "loan.cured",
-                "fx.rate_recorded",
-            }
-        ),
+        # every loan event (a charge too: it can change the standing of later dates) and every FX rate
+        LOAN_CHANGES | {"loan.charged", "fx.rate_recorded"},
     ),
     SubscriptionSpec(
         "reporting",
