@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 log = logging.getLogger("shared.db")
@@ -41,7 +41,7 @@ def create_engine(
     application_name: str = "fisiq",
     pool_timeout: float = POOL_TIMEOUT_SECONDS,
 ) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -50,6 +50,19 @@ def create_engine(
         pool_timeout=pool_timeout,
         connect_args={"server_settings": {"application_name": application_name}},
     )
+    event.listen(engine.sync_engine, "handle_error", _broken_connection_is_a_disconnect)
+    return engine
+
+
+def _broken_connection_is_a_disconnect(context: ExceptionContext) -> None:
+    """A connection the server ended in the middle of an operation (a PostgreSQL restart, a terminated backend) can
+    surface from asyncpg as `InternalClientError: cannot switch to state N; another operation (M) is in progress`
+    rather than as a closed connection. SQLAlchemy does not count that as a disconnect, so the broken connection
+    would go back to the pool and fail every later checkout (sqlalchemy/sqlalchemy#13241). Counting it as one
+    discards it (and, outside a pre-ping, every connection opened before it), and the request is answered 503
+    `database-unavailable` instead of 500."""
+    if type(context.original_exception).__name__ == "InternalClientError":  # the driver's, as the dialect wraps it
+        context.is_disconnect = True
 
 
 def make_sessionmaker(bind: Any, **kw: Any) -> async_sessionmaker[AsyncSession]:

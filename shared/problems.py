@@ -206,6 +206,8 @@ def _database_unavailable(exc: BaseException) -> bool:
     for _ in range(6):
         if seen is None:
             return False
+        if getattr(seen, "connection_invalidated", False):  # SQLAlchemy found the connection broken and discarded it
+            return True
         sqlstate = getattr(seen, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES):
             return True

@@ -161,6 +161,7 @@ def start_runtime(app: FastAPI, settings: Settings, secret: str) -> None:
         internal_secret=secret,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+        pool_wait_timeout=settings.pool_wait_timeout,
         pool_size=settings.pool_size_per_upstream,
         max_body_bytes=settings.max_body_bytes,
     )

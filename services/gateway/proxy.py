@@ -87,6 +87,7 @@ class Proxy:
         internal_secret: str,
         connect_timeout: float,
         read_timeout: float,
+        pool_wait_timeout: float,
         pool_size: int,
         max_body_bytes: int,
     ) -> None:
@@ -96,8 +97,14 @@ class Proxy:
         self.limiter = limiter
         self.internal_secret = internal_secret
         self.max_body_bytes = max_body_bytes
-        # sock_connect, not connect: waiting for a free pooled connection is not the upstream's failure
-        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+        # `connect` bounds waiting for a free pooled connection plus connecting: a service that holds every
+        # connection (stopped, or slowed by its database) gets its later requests answered 504, never left hanging
+        self.timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=pool_wait_timeout + connect_timeout,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
+        )
         # keepalive shorter than the services' (uvicorn timeout_keep_alive is set to 75 s) so we never reuse a
         # connection the server is about to close.
         self.connector = aiohttp.TCPConnector(limit=0, limit_per_host=pool_size, keepalive_timeout=30)

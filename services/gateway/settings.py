@@ -17,11 +17,15 @@ class Settings(ServiceSettings):
 
     connect_timeout: float = 2.0
     read_timeout: float = 30.0
+    # longest a request waits for a free connection to its service (all `pool_size_per_upstream` busy) before it
+    # is answered 504: with the connect and read timeouts, every request is answered within about 42 s
+    pool_wait_timeout: float = 10.0
     pool_size_per_upstream: int = 100
     max_body_bytes: int = 20 * 1024 * 1024
 
     breaker_failure_threshold: int = 5
-    breaker_reset_seconds: float = 10.0
+    # a service restarted after a crash is usually up within 2-3 s: try it again after 3 s
+    breaker_reset_seconds: float = 3.0
 
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100

@@ -231,6 +231,33 @@ async def test_a_slow_service_is_504_within_the_read_timeout(connection: AsyncCo
         assert (await client.get("/api/v1/reporting/echo", headers=bearer(key))).status_code == 200
 
 
+async def test_a_request_waiting_behind_a_stuck_service_is_answered_504_not_left_hanging(
+    connection: AsyncConnection,
+) -> None:
+    """Every connection to the service is held by a slow request: the next one waits at most the pool wait."""
+    key = await insert_key(connection, Role.funder)
+    async with (
+        serving(echo_app()) as upstream,
+        gateway_client(
+            connection,
+            {"reporting": upstream.url},
+            pool_size_per_upstream=1,
+            pool_wait_timeout=0.3,
+            connect_timeout=0.2,
+            read_timeout=10,
+        ) as client,
+    ):
+        slow = asyncio.create_task(client.get("/api/v1/reporting/slow", headers=bearer(key)))
+        await asyncio.sleep(0.2)  # the slow request holds the only connection
+        started = asyncio.get_running_loop().time()
+        body = assert_problem(await client.get("/api/v1/reporting/echo", headers=bearer(key)), 504)
+        assert (
+            asyncio.get_running_loop().time() - started < 1.5
+        )  # the pool wait and the connect timeout, not the 3 s the slow one takes
+        assert body["service"] == "reporting"
+        assert (await slow).status_code == 200  # the request that had the connection is answered in full
+
+
 async def test_post_is_not_retried_when_the_upstream_is_down(connection: AsyncConnection) -> None:
     key = await insert_key(connection, Role.funder)
     async with gateway_client(connection, breaker_failure_threshold=2) as client:

@@ -26,10 +26,10 @@ import json
 import os
 import random
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -64,7 +64,16 @@ from tests.portfolio.test_loans import approval
 from tests.support import free_port
 
 SECONDS = float(os.environ.get("LOAD_SECONDS", "300"))
-FAULTS = os.environ.get("LOAD_FAULTS", "1") != "0"
+# "1" (default): every fault; "0": none; or a comma-separated choice of "kill", "postgres", "pause"
+FAULT_KINDS = {"kill", "postgres", "pause"}
+_faults = os.environ.get("LOAD_FAULTS", "1").strip().lower()
+CHOSEN = FAULT_KINDS if _faults == "1" else set() if _faults == "0" else {k.strip() for k in _faults.split(",")}
+if CHOSEN - FAULT_KINDS:
+    raise SystemExit(
+        f"LOAD_FAULTS: unknown fault kinds {sorted(CHOSEN - FAULT_KINDS)} (choose from {sorted(FAULT_KINDS)})"
+    )
+FAULTS = bool(CHOSEN)
+LOGS = DATA_DIR / "load-logs"  # each process's log of the last run, kept for reading
 LOANS = 200
 CLIENT_TIMEOUT = 60.0  # no answer within this is a hang
 # requests per second of each kind: a bounded mix the 2-core machine carries with room to spare
@@ -485,7 +494,11 @@ def recover(world: World, service: str, since: float) -> float:
 
 async def inject(platform: Platform, server: Any, world: World, seconds: float) -> list[Fault]:
     specs = {s.name: s for s in ALL}
-    plan = [*(f"kill -9 {s.name}" for s in SERVICES), "kill -9 gateway", "restart PostgreSQL", "pause portfolio 8 s"]
+    plan = [
+        *((*(f"kill -9 {s.name}" for s in SERVICES), "kill -9 gateway") if "kill" in CHOSEN else ()),
+        *(("restart PostgreSQL",) if "postgres" in CHOSEN else ()),
+        *(("pause portfolio 8 s",) if "pause" in CHOSEN else ()),
+    ]
     gap = seconds / (len(plan) + 1)
     done: list[Fault] = []
     for name in plan:
@@ -629,7 +642,9 @@ def summary(line: str) -> str:
         entry = json.loads(line)
     except ValueError:
         return line[:300]
-    lines = str(entry.get("message", "")).strip().splitlines() or [""]
+    lines = [
+        line for line in str(entry.get("message", "")).strip().splitlines() if not line.startswith("(Background on")
+    ] or [""]
     return f"{entry.get('service')}: {lines[0][:150]} … {lines[-1][:250]}"
 
 
@@ -645,35 +660,37 @@ def run() -> int:
     platform: Platform | None = None
     try:
         migrate_all(url)
-        with tempfile.TemporaryDirectory() as logs:
-            ports = {spec.name: free_port() for spec in ALL}
-            env = platform_env(url, ports)
-            platform = Platform(env, Path(logs))
-            for spec in ALL:
-                platform.start(spec)
-            for spec in ALL:
-                platform.wait_ready(spec)
-            world = setup(url, f"http://127.0.0.1:{ports['gateway']}")
-            print(f"load: {SECONDS:.0f} s, rates {RATES}, faults {'on' if FAULTS else 'off'}", flush=True)
-            ledger = Ledger()
+        shutil.rmtree(LOGS, ignore_errors=True)
+        LOGS.mkdir(parents=True)
+        logs = LOGS
+        ports = {spec.name: free_port() for spec in ALL}
+        env = platform_env(url, ports)
+        platform = Platform(env, Path(logs))
+        for spec in ALL:
+            platform.start(spec)
+        for spec in ALL:
+            platform.wait_ready(spec)
+        world = setup(url, f"http://127.0.0.1:{ports['gateway']}")
+        print(f"load: {SECONDS:.0f} s, rates {RATES}, faults {sorted(CHOSEN) or 'off'}", flush=True)
+        ledger = Ledger()
 
-            async def both() -> list[Fault]:
-                traffic = asyncio.create_task(drive(Traffic(world, ledger), SECONDS))
-                faults = await inject(platform, server, world, SECONDS) if FAULTS else []  # type: ignore[arg-type]
-                await traffic
-                return faults
+        async def both() -> list[Fault]:
+            traffic = asyncio.create_task(drive(Traffic(world, ledger), SECONDS))
+            faults = await inject(platform, server, world, SECONDS) if FAULTS else []  # type: ignore[arg-type]
+            await traffic
+            return faults
 
-            faults = asyncio.run(both())
-            asyncio.run(drained(url))
-            problems = asyncio.run(reconcile(url, world, ledger))
-            errors = [
-                summary(line)
-                for spec in ALL
-                for line in (Path(logs) / f"{spec.name}.log").read_text(errors="replace").splitlines()
-                if '"level": "ERROR"' in line
-            ]
-            platform.stop()
-            platform = None
+        faults = asyncio.run(both())
+        asyncio.run(drained(url))
+        problems = asyncio.run(reconcile(url, world, ledger))
+        errors = [
+            summary(line)
+            for spec in ALL
+            for line in (Path(logs) / f"{spec.name}.log").read_text(errors="replace").splitlines()
+            if '"level": "ERROR"' in line
+        ]
+        platform.stop()
+        platform = None
     finally:
         if platform is not None:
             platform.stop()
@@ -725,6 +742,7 @@ def run() -> int:
     )
     for line, count in Counter(errors).most_common(12):
         print(f"{count:5d} × {line}", file=sys.stderr)
+    print(f"each process's log: {LOGS}", file=sys.stderr)
     print(f"load verdict: {verdict}", flush=True)
     return 0 if not problems else 1
 
