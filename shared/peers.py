@@ -61,14 +61,23 @@ class InternalClient:
             async with httpx.AsyncClient(base_url=peer_url(service), timeout=self.timeout) as client:
                 response = await client.request(method, path, params=params, json=json, headers={SERVICE_HEADER: token})
         except httpx.HTTPError as exc:
-            raise ServiceUnavailable(
-                f"{self.purpose} needs the {service} service, which did not answer; nothing was changed, retry later",
-                headers={"Retry-After": "30"},
-            ) from exc
+            raise self._unreachable(service) from exc
+        except AttributeError as exc:
+            # anyio asks a socket the peer has just closed for its address while the connection opens (the peer
+            # died mid-connect, seen under `make load`): the peer did not answer, like any refused connection
+            if "getpeername" not in str(exc):
+                raise
+            raise self._unreachable(service) from exc
         allowed_404 = problem_404 and "problem" in response.headers.get("content-type", "")
         if response.status_code != 200 and not (response.status_code == 404 and allowed_404):
             raise self.unexpected(service)
         return response
+
+    def _unreachable(self, service: str) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"{self.purpose} needs the {service} service, which did not answer; nothing was changed, retry later",
+            headers={"Retry-After": "30"},
+        )
 
     async def cad_equivalent(self, amount: Decimal, currency: str, on: date) -> CadEquivalent | None:
         """The portfolio's FX: `amount` in CAD at the closing rate of `on` (or the latest earlier one, `stale`);

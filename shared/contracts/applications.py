@@ -84,6 +84,13 @@ class ApplicationScreenedV1(ApplicationMovedV1):
     criteria: list[CriterionV1]
 
 
+@event_contract("application.sent_to_committee", version=1)
+class ApplicationSentToCommitteeV1(ApplicationMovedV1):
+    """The analyst scored it and sent it on: from `under_review` to `committee`."""
+
+    score: str
+
+
 @event_contract("application.rejected", version=1)
 class ApplicationRejectedV1(ApplicationMovedV1):
     reasons: list[str]

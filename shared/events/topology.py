@@ -66,6 +66,7 @@ SUBSCRIPTIONS: list[SubscriptionSpec] = [
                 "application.screened",
                 "application.approved",
                 "application.rejected",
+                "application.sent_to_committee",
                 "application.returned",
                 "application.withdrawn",
             }

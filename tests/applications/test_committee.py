@@ -109,6 +109,15 @@ async def test_one_vote_of_two_leaves_it_in_committee_and_the_second_approves_on
     api: httpx.AsyncClient, peers: FakePeers, connection: AsyncConnection
 ) -> None:
     aid, _ = await in_committee(api)
+    sent = (
+        await connection.execute(
+            text(
+                "SELECT payload FROM applications.outbox WHERE aggregate_id = :a AND type = 'application.sent_to_committee'"
+            ),
+            {"a": aid},
+        )
+    ).scalar_one()  # the move to committee is announced (reports and reconciliation count `committee`)
+    assert (sent["from_status"], sent["to_status"], sent["comment"]) == ("under_review", "committee", "ready")
     first = await vote(api, aid, ALICE)
     assert first.status_code == 201 and first.json()["application_status"] == "committee"
     assert first.json()["approvals"] == 1 and first.json()["quorum"] == 2

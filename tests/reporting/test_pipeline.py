@@ -6,11 +6,13 @@ from datetime import date
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.reporting.readmodel.applications import SUBSCRIPTION as APPLICATIONS
 from shared.auth import Role
 from shared.events.contracts import EventEnvelope
-from tests.reporting.conftest import FUNDER, as_role
-from tests.reporting.scenario import D1, D3, I1, L2
+from tests.reporting.conftest import FUNDER, apply, as_role
+from tests.reporting.scenario import D1, D3, I1, L2, application_event
 
 
 async def pipeline(api: httpx.AsyncClient, headers: dict[str, str] = FUNDER, **params: Any) -> dict[str, Any]:
@@ -44,6 +46,19 @@ async def test_pipeline_at_three_dates(api: httpx.AsyncClient, scenario: list[Ev
         "median_days_to_decision": "20",
     }
     assert (await pipeline(api, as_of=str(date(2025, 10, 31))))["total"]["applications"] == 0
+
+
+async def test_an_application_sent_to_committee_is_counted_in_committee(
+    api: httpx.AsyncClient, scenario: list[EventEnvelope], connection: AsyncConnection
+) -> None:
+    sent = application_event("application.sent_to_committee", 7, "2026-10-05", "under_review", "committee", score="72")
+    assert sent.type in APPLICATIONS.types  # the read model subscribes to it
+    await apply(connection, [sent])
+    before = await pipeline(api, as_of=str(D3))
+    assert before["total"]["by_status"] == {"approved": 4, "rejected": 1, "under_review": 1, "withdrawn": 1}
+    after = await pipeline(api, as_of="2026-10-05")
+    assert after["total"]["by_status"] == {"approved": 4, "committee": 1, "rejected": 1, "withdrawn": 1}
+    assert after["total"]["applications"] == 7 and after["total"]["approval_rate"] == "0.800000"
 
 
 async def test_pipeline_grouped_and_scoped(api: httpx.AsyncClient, scenario: list[EventEnvelope]) -> None:

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.db import create_engine
-from shared.problems import unexpected
+from shared.peers import InternalClient
+from shared.problems import ServiceUnavailable, unexpected
 
 
 @pytest.fixture
@@ -56,3 +58,24 @@ async def test_a_connection_broken_mid_operation_is_discarded_and_answered_503(
             assert (await conn.execute(text("SELECT 'broken' || 1"))).scalar_one() == "broken1"
     finally:
         await engine.dispose()
+
+
+async def test_a_peer_dying_while_the_connection_opens_is_a_503_not_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    """anyio can ask the just-closed socket for its peer's address (`'NoneType' object has no attribute
+    'getpeername'`) when the peer is killed mid-connect: the caller gets the same 503 as for a refused connection."""
+
+    async def dying(self: httpx.AsyncClient, *args: Any, **kw: Any) -> httpx.Response:
+        raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+
+    monkeypatch.setattr(httpx.AsyncClient, "request", dying)
+    client = InternalClient(secret="s" * 32, caller="applications", purpose="screening")
+    with pytest.raises(ServiceUnavailable) as caught:
+        await client.get("portfolio", "/internal/fx/cad-equivalent", {})
+    assert caught.value.status == 503 and "did not answer" in str(caught.value.detail)
+
+    async def buggy(self: httpx.AsyncClient, *args: Any, **kw: Any) -> httpx.Response:
+        raise AttributeError("'Foo' object has no attribute 'bar'")
+
+    monkeypatch.setattr(httpx.AsyncClient, "request", buggy)
+    with pytest.raises(AttributeError):  # a bug of ours is not disguised as an unavailable peer
+        await client.get("portfolio", "/internal/fx/cad-equivalent", {})

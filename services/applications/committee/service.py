@@ -21,7 +21,7 @@ from services.applications.pipeline.models import Application, Transition
 from services.applications.policy.schemas import PolicyRules
 from services.applications.policy.service import current_policy
 from shared.auth import Principal
-from shared.contracts.applications import ApplicationApprovedV1, ApplicationRejectedV1
+from shared.contracts.applications import ApplicationApprovedV1, ApplicationRejectedV1, ApplicationSentToCommitteeV1
 from shared.problems import Conflict, Forbidden, UnprocessableContent
 
 
@@ -92,7 +92,17 @@ async def send_to_committee(
             score=str(card.score),
             minimum_score=rules.minimum_score,
         )
+    source = Status(application.status)
     await pipeline.move_to(session, application, target, principal, comment)
+    await pipeline.announce(
+        session,
+        application,
+        "application.sent_to_committee",
+        source,
+        ApplicationSentToCommitteeV1,
+        {"score": str(card.score)},
+        comment,
+    )
 
 
 async def declare_conflict(

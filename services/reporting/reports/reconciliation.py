@@ -5,8 +5,7 @@ none; a difference names an event not applied yet (lag, a parked event) or a rea
 - portfolio (`GET /internal/loans/totals`): per currency, the loans in the portfolio, the gross loan portfolio and
   PAR30, as of D;
 - guarantees (`GET /internal/guarantees/totals`): the guarantees live on D, their exposure (CAD), capital available;
-- applications (`GET /internal/applications/totals`): applications by status as of D. The move from `under_review`
-  to `committee` is not announced, so the owner's `committee` is counted with its `under_review` here.
+- applications (`GET /internal/applications/totals`): applications by status as of D.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from shared.peers import InternalClient
 from shared.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/reporting", tags=["reconciliation"], route_class=TransactionalRoute)
-NOT_ANNOUNCED = {"committee": "under_review"}  # owner's status → the status the read model can know of
 
 
 def _figure(
@@ -95,9 +93,7 @@ async def _guarantees(session: AsyncSession, owner: dict[str, Any], on: date, pr
 
 async def _applications(session: AsyncSession, owner: dict[str, Any], on: date, principal: Principal) -> list[Any]:
     ours = (await pipeline_report(session, Selection(on, (), {}), principal)).total.by_status
-    theirs: dict[str, int] = {}
-    for status, count in owner["by_status"].items():
-        theirs[NOT_ANNOUNCED.get(status, status)] = theirs.get(NOT_ANNOUNCED.get(status, status), 0) + int(count)
+    theirs = {status: int(count) for status, count in owner["by_status"].items()}
     figures = [_figure("applications", "applications", None, sum(ours.values()), sum(theirs.values()), int)]
     for status in sorted(set(ours) | set(theirs)):
         figures.append(
