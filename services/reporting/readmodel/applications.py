@@ -75,6 +75,27 @@ async def end_reports(session: AsyncSession, business_ids: list[uuid.UUID]) -> N
     )
 
 
+# Each move is the application's status from its date until the earliest date of its later moves (`valid_to`, the
+# far future for the latest), and carries the application's first submission and first decision: the pipeline as
+# of D then reads one move per application (on <= D < valid_to) from an index, instead of sorting every move. One
+# statement, run after each move and by the reference load's bulk path over the applications it copied (`:ids`).
+PERIODS_SQL = """
+UPDATE reporting.application_moves m
+SET valid_to = n.valid_to, submitted_on = n.submitted_on, decided_on = n.decided_on
+FROM (
+    SELECT event_id,
+           coalesce(min("on") OVER (PARTITION BY application_id ORDER BY seq
+                    ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), DATE '9999-12-31') AS valid_to,
+           min("on") FILTER (WHERE to_status = 'submitted') OVER (PARTITION BY application_id) AS submitted_on,
+           min("on") FILTER (WHERE to_status IN ('approved', 'rejected')) OVER (PARTITION BY application_id)
+               AS decided_on
+    FROM reporting.application_moves WHERE application_id = ANY(:ids)
+) n
+WHERE m.event_id = n.event_id
+  AND (m.valid_to, m.submitted_on, m.decided_on) IS DISTINCT FROM (n.valid_to, n.submitted_on, n.decided_on)
+"""
+
+
 async def on_applications_event(session: AsyncSession, event: EventEnvelope) -> None:
     if event.type in ("business.registered", "business.updated"):
         await keep_business(session, event.parse(BusinessSnapshotV1))
@@ -108,6 +129,7 @@ async def on_applications_event(session: AsyncSession, event: EventEnvelope) -> 
         )
         .on_conflict_do_nothing()
     )
+    await session.execute(text(PERIODS_SQL), {"ids": [moved.application_id]})
 
 
 async def reset_applications(session: AsyncSession, from_position: int) -> None:
