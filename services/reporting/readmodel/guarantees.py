@@ -17,8 +17,10 @@ from services.reporting.models import (
     claim_recoveries,
     claims,
     facility_terms,
+    guarantee_month_ends,
     guarantees,
 )
+from services.reporting.readmodel import exposure
 from services.reporting.readmodel.portfolio import reset_tables
 from shared.contracts.guarantees import (
     CapitalEntryRecordedV1,
@@ -89,8 +91,10 @@ async def _claim(session: AsyncSession, event: EventEnvelope) -> None:
 async def on_guarantees_event(session: AsyncSession, event: EventEnvelope) -> None:
     if event.type.startswith("guarantee."):
         await _guarantee(session, event)
+        await exposure.refresh(session, ids=[event.parse(GuaranteeFactsV1).guarantee_id])
     elif event.type.startswith("claim."):
         await _claim(session, event)
+        await exposure.refresh(session, ids=[event.parse(ClaimFactsV1).guarantee_id])
     elif event.type == "recovery.shared":
         recovery = event.parse(RecoverySharedV1)
         await session.execute(
@@ -129,7 +133,7 @@ async def on_guarantees_event(session: AsyncSession, event: EventEnvelope) -> No
 
 
 async def reset_guarantees(session: AsyncSession, from_position: int) -> None:
-    await reset_tables(session, from_position, GUARANTEES_TABLES)
+    await reset_tables(session, from_position, (*GUARANTEES_TABLES, guarantee_month_ends))
 
 
 SUBSCRIPTION = Subscription(SPEC.name, SPEC.producer, SPEC.types, on_guarantees_event, reset_guarantees)

@@ -31,6 +31,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.reporting.readmodel.exposure import HALF_EVEN
 from services.reporting.reports.common import (
     Columns,
     Rates,
@@ -47,11 +48,26 @@ from services.reporting.reports.common import (
 from services.reporting.reports.portfolio import COLUMNS
 from shared.auth import Principal, Role
 
-# half-even rounding to the cent of a positive amount (PostgreSQL's round() rounds halves away from zero)
-HALF_EVEN = (
-    "CASE WHEN {x} * 100 - trunc({x} * 100) = 0.5 THEN (trunc({x} * 100) + mod(trunc({x} * 100), 2)) / 100"
-    " ELSE round({x}, 2) END"
-)
+USE_MONTH_ENDS = True  # read the month ends the projections keep (tests compare with computing every one here)
+
+
+def _month_ends_sql(clause: str) -> str:
+    """Exposure at the month ends the projections kept (`guarantee_month_ends`, up to the latest rate date)."""
+    narrowed = clause != "true"
+    joins = (
+        """
+    JOIN reporting.guarantees g ON g.guarantee_id = e.guarantee_id
+    JOIN reporting.loans l ON l.loan_id = g.loan_id
+    LEFT JOIN reporting.businesses b ON b.business_id = l.business_id"""
+        if narrowed
+        else ""
+    )
+    return f"""
+SELECT e.month_end AS day, sum(e.exposure_cad) AS exposure
+FROM reporting.guarantee_month_ends e{joins}
+WHERE e.month_end = ANY(CAST(:month_ends AS date[])) AND {clause}
+GROUP BY e.month_end
+"""  # noqa: S608 - fixed fragments only; values are bound parameters
 
 
 def _exposure_sql(sel: Selection, clause: str) -> str:
@@ -171,8 +187,13 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
     await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     start, days = sample_days(sel.as_of)
+    # the month ends up to the latest rate date are kept by the projections; the others (and D) are computed here
+    horizon = await session.scalar(text("SELECT max(rate_date) FROM reporting.fx_rates"))
+    kept = [day for day in days[:-1] if USE_MONTH_ENDS and horizon is not None and day <= horizon]
     currencies = [c for (c,) in await session.execute(text("SELECT DISTINCT currency FROM reporting.guarantees"))]
-    rates_on: dict[date, Rates] = {day: await closing_rates(session, currencies, day) for day in days}
+    rates_on: dict[date, Rates] = {
+        day: await closing_rates(session, currencies, day) for day in days if day not in kept
+    }
     rows = [(day, r) for day, found in rates_on.items() for r in found.found.values()]
     exposure_params = {
         **params,
@@ -193,6 +214,9 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
         total_by_day[row.day] += Decimal(row.exposure)
         if lender_now is not None and row.day == sel.as_of:
             lender_now[row.g_lender] += Decimal(row.exposure)
+    if kept:
+        for row in await session.execute(text(_month_ends_sql(clause)), {**params, "month_ends": kept}):
+            total_by_day[row.day] += Decimal(row.exposure)
     if sel.group_by:
         now_params = {**exposure_params, **_only_day(exposure_params, sel.as_of)}
         for row in await session.execute(text(_exposure_sql(sel, clause)), now_params):
