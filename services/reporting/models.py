@@ -138,6 +138,7 @@ businesses = Table(
     Column("region", String(3), nullable=False, comment="the fund's M49 region, as for loans"),
     Column("sector", String(100), nullable=False),
     Column("year_founded", Integer, nullable=False),
+    Column("first_reported_on", Date, comment="the date of its earliest impact report"),
     comment="the latest snapshot (business.registered/updated, application.approved)",
 )
 
