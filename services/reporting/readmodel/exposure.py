@@ -115,6 +115,8 @@ def statements(
 async def refresh(session: AsyncSession, **which: Any) -> None:
     """Recompute the month-end exposures of the guarantees `which` names (see `statements`)."""
     clear, refill, params = statements(**which)
+    # the month-series' row estimate is a guess: without this the planner would JIT-compile each small refresh
+    await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
     await session.execute(text(clear), params)
     await session.execute(text(refill), params)
