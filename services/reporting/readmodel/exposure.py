@@ -9,7 +9,8 @@ of its sums too). The report computes any sample day past the horizon itself.
 
 What changes a row, and who refreshes it (in the transaction of the change):
 - the loan's standing (any `loan.*` event): the loan's guarantees, every month end;
-- the guarantee (`guarantee.*`) or a claim on it (`claim.*`): that guarantee, every month end;
+- the guarantee (`guarantee.*` changing its loan, currency, coverage, cap, issue or expiry) or a claim paid on it
+  (`claim.paid`): that guarantee, every month end;
 - a rate (`fx.rate_recorded`, currency C, date R): the guarantees in C (in XOF and XAF for EUR) from R on, and
   when R moves the horizon past a month end, that month end for every guarantee.
 
