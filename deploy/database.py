@@ -80,6 +80,14 @@ async def create_database(url: str) -> None:
         await conn.close()
 
 
+async def database_exists(url: str) -> bool:
+    conn = await _connect(url, "postgres")
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", make_url(url).database))
+    finally:
+        await conn.close()
+
+
 async def drop_database(url: str) -> None:
     conn = await _connect(url, "postgres")
     try:

@@ -101,6 +101,21 @@ loan_flows = Table(
     comment="money movements by value date (loan.disbursed, repayment_applied, recovery_received, written_off)",
 )
 
+# Each day's flows per currency, reversed repayments left out (`readmodel.portfolio.FLOW_DAYS_SQL`): the flows
+# report reads these when no filter, scope or group other than the currency narrows it.
+flow_days = Table(
+    "flow_days",
+    metadata,
+    Column("value_date", Date, primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("disbursed", Numeric(20, 4), nullable=False),
+    Column("repaid_principal", Numeric(20, 4), nullable=False),
+    Column("repaid_interest", Numeric(20, 4), nullable=False),
+    Column("written_off", Numeric(20, 4), nullable=False),
+    Column("recovered", Numeric(20, 4), nullable=False),
+    comment="loan_flows summed per value date and loan currency (not reversed), kept by the projection",
+)
+
 fx_rates = Table(
     "fx_rates",
     metadata,
@@ -123,6 +138,7 @@ businesses = Table(
     Column("region", String(3), nullable=False, comment="the fund's M49 region, as for loans"),
     Column("sector", String(100), nullable=False),
     Column("year_founded", Integer, nullable=False),
+    Column("first_reported_on", Date, comment="the date of its earliest impact report"),
     comment="the latest snapshot (business.registered/updated, application.approved)",
 )
 
@@ -176,7 +192,23 @@ application_moves = Table(
     Column("on", Date, nullable=False, comment="the event's occurred_at, as a UTC date"),
     Column("from_status", String(30)),
     Column("to_status", String(30), nullable=False),
+    Column(
+        "valid_to",
+        Date,
+        nullable=False,
+        server_default=text(f"'{FAR_FUTURE}'"),
+        comment="the earliest date of the application's later moves (exclusive): its status at D when on <= D < valid_to",
+    ),
+    Column("submitted_on", Date, comment="the application's first move to submitted (its date)"),
+    Column("decided_on", Date, comment="the application's first move to approved or rejected (its date)"),
     Index("ix_application_moves_application", "application_id", "seq", postgresql_include=["on", "to_status"]),
+    # covering: the status of every application as of D is one index-only range scan (migration 0007)
+    Index(
+        "ix_application_moves_as_of",
+        "valid_to",
+        "on",
+        postgresql_include=["application_id", "to_status", "submitted_on", "decided_on"],
+    ),
     comment="every status move of an application (application.*)",
 )
 
@@ -248,6 +280,21 @@ facility_terms = Table(
     comment="facility.terms_set: every version of each lender's ceiling; in force on D = the latest set by D",
 )
 
-PORTFOLIO_TABLES = (loans, loan_standing, loan_flows, fx_rates)
+# ------------------------------------------------------------------- from the portfolio and the guarantees
+# Each guarantee's exposure at each month end up to the latest rate date recorded (`readmodel.exposure`): the 12
+# month-end samples of the claims rate's average exposure are read here instead of computed over every guaranteed
+# loan's standing. Derived from both feeds (standing, rates; guarantees, claims), refreshed by both, emptied by the
+# reset of either. Zero exposures are not kept.
+guarantee_month_ends = Table(
+    "guarantee_month_ends",
+    metadata,
+    Column("guarantee_id", UUID(as_uuid=True), primary_key=True),
+    Column("month_end", Date, primary_key=True),
+    Column("exposure_cad", Numeric(20, 2), nullable=False),
+    Index("ix_guarantee_month_ends_month_end", "month_end", postgresql_include=["guarantee_id", "exposure_cad"]),
+    comment="exposure (CAD) of each guarantee live at each month end up to the latest rate date, when not zero",
+)
+
+PORTFOLIO_TABLES = (loans, loan_standing, loan_flows, flow_days, fx_rates)
 APPLICATIONS_TABLES = (businesses, business_facts, applications, application_moves)
 GUARANTEES_TABLES = (guarantees, claims, claim_recoveries, capital_entries, facility_terms)

@@ -21,7 +21,14 @@ import aiohttp
 import httpx
 from sqlalchemy.engine import make_url
 
-from deploy.database import DATA_DIR, create_database, drop_database, resolve_server, stop_embedded
+from deploy.database import (
+    DATA_DIR,
+    create_database,
+    database_exists,
+    drop_database,
+    resolve_server,
+    stop_embedded,
+)
 from deploy.migrate import migrate_all
 from deploy.run import command
 from deploy.topology import ROOT, ServiceSpec
@@ -39,6 +46,22 @@ def scratch_database() -> Iterator[str]:
         yield url
     finally:
         asyncio.run(drop_database(url))
+        if embedded is not None:
+            stop_embedded(embedded)
+
+
+@contextlib.contextmanager
+def kept_database(name: str) -> Iterator[tuple[str, bool]]:
+    """A database named `name` kept between runs (opt-in, e.g. the reports' reference load): created and migrated
+    when missing; migrated to head when found. Answers its URL and whether it existed already."""
+    server_url, embedded = resolve_server(DATA_DIR / "bench-postgres")
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    existed = asyncio.run(database_exists(url))
+    asyncio.run(create_database(url))
+    try:
+        migrate_all(url)
+        yield url, existed
+    finally:
         if embedded is not None:
             stop_embedded(embedded)
 

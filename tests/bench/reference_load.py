@@ -33,7 +33,8 @@ from dateutil.relativedelta import relativedelta
 
 from services.portfolio.loans.ledger import Book, Due, Entry, Kind, Line, standing_of
 from services.portfolio.schedules.generator import Frequency, Method, Terms, generate
-from services.reporting.readmodel.portfolio import fund_region
+from services.reporting.readmodel.applications import END_REPORTS_SQL, PERIODS_SQL
+from services.reporting.readmodel.portfolio import FLOW_DAYS_SQL, fund_region
 from shared.events.contracts import EventEnvelope
 from shared.money import format_amount
 
@@ -804,21 +805,22 @@ async def copy_rows(connection: Any, rows: Rows) -> dict[str, int]:
             f"INSERT INTO reporting.{table} ({names}) SELECT {names} FROM load_{table}"  # noqa: S608 - fixed names
             f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
         )
-    # each report in force until the next one (`readmodel.applications.end_reports`, the same statement)
-    await connection.execute(
-        "UPDATE reporting.business_facts f SET valid_to = coalesce(n.next, DATE '9999-12-31') FROM ("
-        " SELECT business_id, reported_on,"
-        "  lead(reported_on) OVER (PARTITION BY business_id ORDER BY reported_on) AS next"
-        " FROM reporting.business_facts WHERE business_id IN (SELECT business_id FROM load_business_facts)) n"
-        " WHERE n.business_id = f.business_id AND n.reported_on = f.reported_on"
-        " AND f.valid_to IS DISTINCT FROM coalesce(n.next, DATE '9999-12-31')"
-    )
+    # each report in force until the next one, each business's earliest (`readmodel.applications.END_REPORTS_SQL`)
+    await connection.execute(END_REPORTS_SQL.replace(":ids", "$1"), list(rows.businesses))
+    # each move's end and each application's first submission and decision (`readmodel.applications.PERIODS_SQL`)
+    await connection.execute(PERIODS_SQL.replace(":ids", "$1"), list({move[1] for move in rows.application_moves}))
     return {
         "loans": len(rows.loans),
         "loan_standing": len(rows.loan_standing),
         "loan_flows": len(rows.loan_flows),
         "application_moves": len(rows.application_moves),
     }
+
+
+async def derive_rows(connection: Any) -> None:
+    """Once every chunk is in: the rows the handlers derive over many loans at once, each day's flows per currency
+    (`readmodel.portfolio.FLOW_DAYS_SQL`, over every date)."""
+    await connection.execute(FLOW_DAYS_SQL.replace("f.value_date = ANY(:days) AND ", ""))
 
 
 async def apply_through_handlers(session: Any, events: list[Event]) -> None:
@@ -870,6 +872,7 @@ async def load(
                 rows_other = rows
                 async with connection.transaction():
                     sizes["application_moves"] += (await copy_rows(connection, rows_other))["application_moves"]
+        await derive_rows(connection)
         sizes["businesses"] = int(await connection.fetchval("SELECT count(*) FROM reporting.businesses"))
         sizes["business_facts"] = int(await connection.fetchval("SELECT count(*) FROM reporting.business_facts"))
         sizes["applications"] = int(await connection.fetchval("SELECT count(*) FROM reporting.applications"))

@@ -141,6 +141,21 @@ def rate(currency: str, on: date, cad_per_unit: str) -> EventEnvelope:
     return envelope("fx.rate_recorded", "fx_rate", uuid.uuid5(uuid.NAMESPACE_URL, currency), payload, on)
 
 
+def reversal(loan: uuid.UUID, repayment: EventEnvelope, reason: str) -> EventEnvelope:
+    """The reversal of an earlier repayment of `loan` (it undoes that transaction, same value date)."""
+    return loan_event(
+        "loan.repayment_reversed",
+        loan,
+        repayment.payload["value_date"],
+        [],
+        transaction_id=repayment.payload["transaction_id"],
+        kind="repayment",
+        amount=repayment.payload["amount"],
+        value_date=repayment.payload["value_date"],
+        reason=reason,
+    )
+
+
 def portfolio_events() -> list[EventEnvelope]:
     """In feed order. A's repayment of 07-10 comes last, so a test can look at D2 before and after it."""
     return [

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.auth import Role
 from shared.events.contracts import EventEnvelope
 from tests.reporting.conftest import FUNDER, apply, as_role
-from tests.reporting.scenario import D3, L2, LOAN_C, loan_event
+from tests.reporting.scenario import D3, L2, LOAN_C, reversal
 from tests.support import assert_problem
 
 ZERO = {
@@ -70,18 +70,7 @@ async def test_monthly_flows_at_the_rate_of_their_own_date(
     ]
     # reversing C's repayment of 03-10 takes it out of March
     march = next(e for e in scenario if e.type == "loan.repayment_applied" and e.payload["value_date"] == "2026-03-10")
-    reversal = loan_event(
-        "loan.repayment_reversed",
-        LOAN_C,
-        "2026-03-10",
-        [],
-        transaction_id=march.payload["transaction_id"],
-        kind="repayment",
-        amount="5450.00",
-        value_date="2026-03-10",
-        reason="the lender's cheque bounced",
-    )
-    await apply(connection, [reversal])
+    await apply(connection, [reversal(LOAN_C, march, "the lender's cheque bounced")])
     again = await flows(api, **{"from": "2026-03-01", "as_of": "2026-03-31"})
     assert again["total"]["months"][0]["cad"] == ZERO
 

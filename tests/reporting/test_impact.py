@@ -7,11 +7,13 @@ import io
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.auth import Role
 from shared.events.contracts import EventEnvelope
-from tests.reporting.conftest import FUNDER, as_role
-from tests.reporting.scenario import D1, D2, D3, I2
+from tests.reporting.conftest import FUNDER, apply, as_role
+from tests.reporting.scenario import B2, D1, D2, D3, I2, business, facts
 
 
 async def impact(api: httpx.AsyncClient, headers: dict[str, str] = FUNDER, **params: Any) -> dict[str, Any]:
@@ -110,3 +112,28 @@ async def test_impact_grouped_and_scoped(api: httpx.AsyncClient, scenario: list[
         ("PE", "1", "0"),
         ("SN", "2", "4"),
     ]
+
+
+async def test_a_business_first_reporting_after_its_first_disbursement_has_its_earliest_report_as_baseline(
+    api: httpx.AsyncClient, connection: AsyncConnection, scenario: list[EventEnvelope]
+) -> None:
+    # B2 (the only business in HT, disbursed 02-01) with no report until 03-15 (4 employees), then 9 on 06-01
+    await connection.execute(text("DELETE FROM reporting.business_facts WHERE business_id = :b"), {"b": B2})
+    await apply(
+        connection,
+        [
+            business("business.updated", B2, facts("2026-03-15", employees_total=4)),
+            business("business.updated", B2, facts("2026-06-01", employees_total=9)),
+        ],
+    )
+
+    async def haiti(on: str) -> dict[str, Any]:
+        body = await impact(api, as_of=on, group_by="country")
+        return next(values(g) for g in body["groups"] if g["key"] == {"country": "HT"})
+
+    before = await haiti("2026-03-01")  # financed, nothing reported yet
+    assert (before["businesses_with_facts"], before["jobs_created"], before["jobs_maintained"]) == (0, 0, 0)
+    first = await haiti(str(D1))  # the 03-15 report is both in force and the baseline
+    assert (first["jobs_created"], first["jobs_maintained"]) == (0, 4)
+    later = await haiti(str(D2))  # 9 now against 4 at the baseline
+    assert (later["jobs_created"], later["jobs_maintained"], later["employees_total"]) == (5, 4, 9)

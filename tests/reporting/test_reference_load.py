@@ -13,6 +13,7 @@ from services.reporting.models import APPLICATIONS_TABLES, PORTFOLIO_TABLES
 from tests.bench.reference_load import (
     Rows,
     copy_rows,
+    derive_rows,
     loan_life,
     other_applications,
     project_application,
@@ -66,4 +67,5 @@ async def test_the_copied_rows_equal_what_the_handlers_write(connection: AsyncCo
     await rebuild_from(connection, [])
     raw = await connection.get_raw_connection()
     await copy_rows(raw.driver_connection, rows)
+    await derive_rows(raw.driver_connection)
     assert await contents(connection) == handled

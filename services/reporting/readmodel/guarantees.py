@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,8 +17,10 @@ from services.reporting.models import (
     claim_recoveries,
     claims,
     facility_terms,
+    guarantee_month_ends,
     guarantees,
 )
+from services.reporting.readmodel import exposure
 from services.reporting.readmodel.portfolio import reset_tables
 from shared.contracts.guarantees import (
     CapitalEntryRecordedV1,
@@ -41,8 +43,18 @@ def _day(event: EventEnvelope) -> date:
     return event.occurred_at.astimezone(UTC).date()
 
 
+# what a guarantee's month-end exposures depend on (beside its loan's standing, the rates and its claims)
+EXPOSURE_INPUTS = ("loan_id", "currency", "coverage_pct", "cap_cad", "issued_on", "expired_on")
+
+
+async def _exposure_inputs(session: AsyncSession, guarantee_id: object) -> object:
+    columns = [guarantees.c[name] for name in EXPOSURE_INPUTS]
+    return (await session.execute(select(*columns).where(guarantees.c.guarantee_id == guarantee_id))).one_or_none()
+
+
 async def _guarantee(session: AsyncSession, event: EventEnvelope) -> None:
     g = event.parse(GuaranteeFactsV1)
+    before = await _exposure_inputs(session, g.guarantee_id)
     values: dict[str, object] = {
         "loan_id": g.loan_id,
         "lender_id": g.lender_id,
@@ -63,6 +75,8 @@ async def _guarantee(session: AsyncSession, event: EventEnvelope) -> None:
         .values(guarantee_id=g.guarantee_id, **values)
         .on_conflict_do_update(index_elements=[guarantees.c.guarantee_id], set_=values)
     )
+    if await _exposure_inputs(session, g.guarantee_id) != before:  # most events only move its status
+        await exposure.refresh(session, ids=[g.guarantee_id])
 
 
 async def _claim(session: AsyncSession, event: EventEnvelope) -> None:
@@ -91,6 +105,8 @@ async def on_guarantees_event(session: AsyncSession, event: EventEnvelope) -> No
         await _guarantee(session, event)
     elif event.type.startswith("claim."):
         await _claim(session, event)
+        if event.type == "claim.paid":  # a payment ends the guarantee's exposure from its date
+            await exposure.refresh(session, ids=[event.parse(ClaimFactsV1).guarantee_id])
     elif event.type == "recovery.shared":
         recovery = event.parse(RecoverySharedV1)
         await session.execute(
@@ -129,7 +145,7 @@ async def on_guarantees_event(session: AsyncSession, event: EventEnvelope) -> No
 
 
 async def reset_guarantees(session: AsyncSession, from_position: int) -> None:
-    await reset_tables(session, from_position, GUARANTEES_TABLES)
+    await reset_tables(session, from_position, (*GUARANTEES_TABLES, guarantee_month_ends))
 
 
 SUBSCRIPTION = Subscription(SPEC.name, SPEC.producer, SPEC.types, on_guarantees_event, reset_guarantees)

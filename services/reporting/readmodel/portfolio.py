@@ -13,11 +13,20 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.reporting.models import FAR_FUTURE, PORTFOLIO_TABLES, fx_rates, loan_flows, loan_standing, loans
+from services.reporting.models import (
+    FAR_FUTURE,
+    PORTFOLIO_TABLES,
+    fx_rates,
+    guarantee_month_ends,
+    loan_flows,
+    loan_standing,
+    loans,
+)
+from services.reporting.readmodel import exposure
 from shared.contracts.portfolio import (
     FxRateRecordedV1,
     LoanDisbursedV1,
@@ -99,6 +108,25 @@ async def replace_standing(session: AsyncSession, loan_id: uuid.UUID, standing: 
     )
 
 
+# The day totals of the flows (`flow_days`) of the value dates named, recomputed from `loan_flows`: run after each
+# flow event for its date, and by the reference load's bulk path (and migration 0009) over every date.
+FLOW_DAYS_CLEAR_SQL = "DELETE FROM reporting.flow_days WHERE value_date = ANY(:days)"
+FLOW_DAYS_SQL = """
+INSERT INTO reporting.flow_days
+    (value_date, currency, disbursed, repaid_principal, repaid_interest, written_off, recovered)
+SELECT f.value_date, l.currency,
+       coalesce(sum(f.amount) FILTER (WHERE f.kind = 'disbursed'), 0),
+       coalesce(sum(f.principal) FILTER (WHERE f.kind = 'repaid'), 0),
+       coalesce(sum(f.interest) FILTER (WHERE f.kind = 'repaid'), 0),
+       coalesce(sum(f.amount) FILTER (WHERE f.kind = 'written_off'), 0),
+       coalesce(sum(f.amount) FILTER (WHERE f.kind = 'recovered'), 0)
+FROM reporting.loan_flows f
+JOIN reporting.loans l ON l.loan_id = f.loan_id
+WHERE f.value_date = ANY(:days) AND NOT f.reversed
+GROUP BY f.value_date, l.currency
+"""
+
+
 async def record_flow(session: AsyncSession, **row: object) -> None:
     await session.execute(insert(loan_flows).values(**row).on_conflict_do_nothing())
 
@@ -106,18 +134,23 @@ async def record_flow(session: AsyncSession, **row: object) -> None:
 async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> None:
     if event.type == "fx.rate_recorded":
         rate = event.parse(FxRateRecordedV1)
-        await session.execute(
+        horizon = await session.scalar(select(func.max(fx_rates.c.rate_date)))
+        recorded = await session.scalar(
             insert(fx_rates)
             .values(
                 currency=rate.currency, rate_date=rate.rate_date, cad_per_unit=rate.cad_per_unit, source=rate.source
             )
             .on_conflict_do_nothing()  # a recorded rate is never changed
+            .returning(fx_rates.c.rate_date)
         )
+        if recorded is not None:
+            await exposure.refresh_for_rate(session, rate.currency, rate.rate_date, horizon)
         return
     if not event.type.startswith("loan."):
         return
     facts = event.parse(LoanFactsV1)
     extra: dict[str, object] = {}
+    flow_day: date | None = None  # the value date of a flow this event records or undoes
     if event.type == "loan.opened":
         extra["principal"] = event.parse(LoanOpenedV1).principal
     elif event.type == "loan.disbursed":
@@ -131,6 +164,7 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
             amount=disbursed.amount,
             principal=disbursed.amount,
         )
+        flow_day = disbursed.value_date
         first = await session.scalar(select(loans.c.first_disbursed_on).where(loans.c.loan_id == facts.loan_id))
         extra["first_disbursed_on"] = min(first, disbursed.value_date) if first else disbursed.value_date
     elif event.type in ("loan.repayment_applied", "loan.recovery_received"):
@@ -146,11 +180,17 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
             interest=paid.allocation.interest,
             recovered=paid.allocation.recovered,
         )
+        flow_day = paid.value_date
     elif event.type == "loan.repayment_reversed":
         reversed_ = event.parse(RepaymentReversedV1)
-        await session.execute(
-            update(loan_flows).where(loan_flows.c.transaction_id == reversed_.transaction_id).values(reversed=True)
+        undone = await session.scalar(
+            update(loan_flows)
+            .where(loan_flows.c.transaction_id == reversed_.transaction_id)
+            .values(reversed=True)
+            .returning(loan_flows.c.value_date)
         )
+        if undone is not None:
+            flow_day = undone
     elif event.type == "loan.written_off":
         written_off = event.parse(LoanWrittenOffV1)
         extra["written_off_on"] = written_off.value_date
@@ -164,12 +204,18 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
             amount=written_off.written_off_principal,
             principal=written_off.written_off_principal,
         )
+        flow_day = written_off.value_date
     await upsert_loan(session, facts, **extra)
     await replace_standing(session, facts.loan_id, facts.standing)
+    if flow_day is not None:
+        await session.execute(text(FLOW_DAYS_CLEAR_SQL), {"days": [flow_day]})
+        await session.execute(text(FLOW_DAYS_SQL), {"days": [flow_day]})
+    if facts.standing:  # the month ends from the first step replaced on
+        await exposure.refresh(session, loans=[facts.loan_id], from_day=min(step.on for step in facts.standing))
 
 
 async def reset_portfolio(session: AsyncSession, from_position: int) -> None:
-    await reset_tables(session, from_position, PORTFOLIO_TABLES)
+    await reset_tables(session, from_position, (*PORTFOLIO_TABLES, guarantee_month_ends))
 
 
 async def reset_tables(session: AsyncSession, from_position: int, tables: tuple[Table, ...]) -> None:

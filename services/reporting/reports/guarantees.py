@@ -31,6 +31,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.reporting.readmodel.exposure import HALF_EVEN
 from services.reporting.reports.common import (
     Columns,
     Rates,
@@ -47,19 +48,47 @@ from services.reporting.reports.common import (
 from services.reporting.reports.portfolio import COLUMNS
 from shared.auth import Principal, Role
 
-# half-even rounding to the cent of a positive amount (PostgreSQL's round() rounds halves away from zero)
-HALF_EVEN = (
-    "CASE WHEN {x} * 100 - trunc({x} * 100) = 0.5 THEN (trunc({x} * 100) + mod(trunc({x} * 100), 2)) / 100"
-    " ELSE round({x}, 2) END"
-)
+USE_MONTH_ENDS = True  # read the month ends the projections keep (tests compare with computing every one here)
 
 
-def _exposure_sql(sel: Selection, clause: str) -> str:
-    """Exposure per sample day (and group): one sweep over the guaranteed loans' standing steps that overlap the
-    sampled period, each step counted on the sample days it covers (no lookup per guarantee and day)."""
+def _month_ends_sql(clause: str) -> str:
+    """Exposure at the month ends the projections kept (`guarantee_month_ends`, up to the latest rate date)."""
+    narrowed = clause != "true"
+    joins = (
+        """
+    JOIN reporting.guarantees g ON g.guarantee_id = e.guarantee_id
+    JOIN reporting.loans l ON l.loan_id = g.loan_id
+    LEFT JOIN reporting.businesses b ON b.business_id = l.business_id"""
+        if narrowed
+        else ""
+    )
+    return f"""
+SELECT e.month_end AS day, sum(e.exposure_cad) AS exposure
+FROM reporting.guarantee_month_ends e{joins}
+WHERE e.month_end = ANY(CAST(:month_ends AS date[])) AND {clause}
+GROUP BY e.month_end
+"""  # noqa: S608 - fixed fragments only; values are bound parameters
+
+
+def _exposure_sql(sel: Selection, clause: str, single_day: bool = False) -> str:
+    """Exposure per day computed here (and group): each live guarantee's loan standing that day, one lookup each
+    (the report computes D, the month ends come from `guarantee_month_ends` up to the horizon)."""
     groups = group_columns(sel, COLUMNS)
     names = [f"g_{g}" for g in sel.group_by]
     rounded = HALF_EVEN.format(x="p.x")
+    # one day (D, as a rule): the standing in force that day, the planner choosing between the as-of index and a
+    # lookup per loan; several: the latest step on or before each day, one lookup each
+    standing = (
+        """JOIN (
+        SELECT s.loan_id, s.outstanding_principal FROM reporting.loan_standing s
+        WHERE s.on <= CAST(:only_day AS date) AND s.valid_to > CAST(:only_day AS date) OFFSET 0
+    ) st ON st.loan_id = v.loan_id"""
+        if single_day
+        else """JOIN LATERAL (
+        SELECT s.outstanding_principal, s.valid_to FROM reporting.loan_standing s
+        WHERE s.loan_id = v.loan_id AND s.on <= d.day ORDER BY s.on DESC LIMIT 1
+    ) st ON st.valid_to > d.day"""
+    )
     return f"""
 WITH rates AS (
     SELECT * FROM unnest(CAST(:days AS date[]), CAST(:currencies AS text[]), CAST(:per_units AS numeric[]),
@@ -88,24 +117,28 @@ WITH rates AS (
     LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
     LEFT JOIN paid p ON p.guarantee_id = g.guarantee_id
     WHERE g.issued_on <= (SELECT max(day) FROM days) AND {clause}
-), steps AS MATERIALIZED (
-    SELECT v.*, st.on, st.valid_to, st.outstanding_principal, bounds.first_day, bounds.last_day
-    FROM live v
-    CROSS JOIN (SELECT min(day) AS first_day, max(day) AS last_day FROM days) bounds
-    JOIN reporting.loan_standing st ON st.loan_id = v.loan_id
-         AND st.valid_to > bounds.first_day AND st.on <= bounds.last_day
 )
 SELECT {", ".join(["p.day", *names])}, sum(least({rounded}, p.cap_cad)) AS exposure
 FROM (
-    -- each step on each sample day it covers, priced at that day's rate (the product computed once)
-    SELECT d.day, s.*, s.coverage_pct * s.outstanding_principal * r.per_unit / r.divisor / 100 AS x
-    FROM steps s
-    JOIN days d ON d.day >= s.on AND d.day < s.valid_to AND d.day >= s.issued_on
-         AND (s.expired_on IS NULL OR s.expired_on > d.day) AND (s.paid_on IS NULL OR s.paid_on > d.day)
-    JOIN rates r ON r.day = d.day AND r.currency = s.currency
+    -- each live guarantee on each day computed here (D, and any sample day past the month ends kept), priced at
+    -- that day's rate; its loan's standing that day is the latest step on or before it (one index lookup)
+    SELECT d.day, v.*, v.coverage_pct * st.outstanding_principal * r.per_unit / r.divisor / 100 AS x
+    FROM live v
+    JOIN days d ON d.day >= v.issued_on
+         AND (v.expired_on IS NULL OR v.expired_on > d.day) AND (v.paid_on IS NULL OR v.paid_on > d.day)
+    JOIN rates r ON r.day = d.day AND r.currency = v.currency
+    {standing}
 ) p
 GROUP BY {", ".join(["p.day", *names])}
 """  # noqa: S608 - fixed fragments only; values are bound parameters
+
+
+async def _exposure(session: AsyncSession, sel: Selection, clause: str, params: dict[str, Any]) -> Any:
+    """The exposure rows (day, groups, exposure) for the days and rates in `params`."""
+    days = set(params["days"])
+    single = len(days) == 1
+    sql = _exposure_sql(sel, clause, single_day=single)
+    return await session.execute(text(sql), {**params, "only_day": next(iter(days))} if single else params)
 
 
 def _claims_sql(sel: Selection, clause: str) -> str:
@@ -171,8 +204,13 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
     await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     start, days = sample_days(sel.as_of)
+    # the month ends up to the latest rate date are kept by the projections; the others (and D) are computed here
+    horizon = await session.scalar(text("SELECT max(rate_date) FROM reporting.fx_rates"))
+    kept = [day for day in days[:-1] if USE_MONTH_ENDS and horizon is not None and day <= horizon]
     currencies = [c for (c,) in await session.execute(text("SELECT DISTINCT currency FROM reporting.guarantees"))]
-    rates_on: dict[date, Rates] = {day: await closing_rates(session, currencies, day) for day in days}
+    rates_on: dict[date, Rates] = {
+        day: await closing_rates(session, currencies, day) for day in days if day not in kept
+    }
     rows = [(day, r) for day, found in rates_on.items() for r in found.found.values()]
     exposure_params = {
         **params,
@@ -189,13 +227,16 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
     by_lender_too = set(sel.filters) <= {"lender"}
     total_sel = Selection(sel.as_of, ("lender",) if by_lender_too else (), sel.filters)
     lender_now: dict[Any, Decimal] | None = defaultdict(Decimal) if by_lender_too else None
-    for row in await session.execute(text(_exposure_sql(total_sel, clause)), exposure_params):
+    for row in await _exposure(session, total_sel, clause, exposure_params):
         total_by_day[row.day] += Decimal(row.exposure)
         if lender_now is not None and row.day == sel.as_of:
             lender_now[row.g_lender] += Decimal(row.exposure)
+    if kept:
+        for row in await session.execute(text(_month_ends_sql(clause)), {**params, "month_ends": kept}):
+            total_by_day[row.day] += Decimal(row.exposure)
     if sel.group_by:
         now_params = {**exposure_params, **_only_day(exposure_params, sel.as_of)}
-        for row in await session.execute(text(_exposure_sql(sel, clause)), now_params):
+        for row in await _exposure(session, sel, clause, now_params):
             group_now[key_of(sel, row)] += Decimal(row.exposure)
     claims_rows = (
         await session.execute(text(_claims_sql(sel, clause)), {**params, "as_of": sel.as_of, "period_start": start})
@@ -277,7 +318,7 @@ async def _utilisation(
         exposure.update(measured)
     else:
         day_params = {**exposure_params, **params, **_only_day(exposure_params, sel.as_of)}
-        for row in await session.execute(text(_exposure_sql(by_lender, clause)), day_params):
+        for row in await _exposure(session, by_lender, clause, day_params):
             exposure[row.g_lender] += Decimal(row.exposure)
     terms_clause, terms_params = where(
         by_lender, principal, Columns(dimensions={"lender": "t.lender_id"}, ica="NULL", lender="t.lender_id")
@@ -326,9 +367,7 @@ async def live_guarantees(session: AsyncSession, on: date, principal: Principal)
         "per_units": [r.per_unit for r in found],
         "divisors": [r.divisor for r in found],
     }
-    exposure = sum(
-        (Decimal(row.exposure) for row in await session.execute(text(_exposure_sql(sel, clause)), params)), Decimal(0)
-    )
+    exposure = sum((Decimal(row.exposure) for row in await _exposure(session, sel, clause, params)), Decimal(0))
     count = await session.scalar(
         text(
             "SELECT count(*) FROM reporting.guarantees g WHERE g.issued_on <= :on"

@@ -78,22 +78,17 @@ WITH financed AS (
 ), in_force AS (
     -- the report in force at D of every business: a filter on its dates, no sort
     SELECT x.* FROM reporting.business_facts x WHERE x.reported_on <= :as_of AND x.valid_to > :as_of
-), at_first AS (
-    -- the report in force at the first disbursement
-    SELECT f.business_id, f.first_on, x.employees_total
-    FROM (SELECT DISTINCT business_id, first_on FROM financed) f
-    JOIN reporting.business_facts x ON x.business_id = f.business_id
-         AND x.reported_on <= f.first_on AND x.valid_to > f.first_on AND x.reported_on <= :as_of
 ), measured AS (
-    SELECT f.*, n.*, {TWO_X} AS two_x,
-           -- the baseline: the report in force at the first disbursement, else the earliest one (by D)
-           coalesce(base.employees_total, (
-               SELECT x.employees_total FROM reporting.business_facts x
-               WHERE x.business_id = f.business_id AND x.reported_on <= :as_of ORDER BY x.reported_on LIMIT 1
-           )) AS base_employees
+    SELECT f.*, n.*, {TWO_X} AS two_x, base.employees_total AS base_employees
     FROM financed f
     LEFT JOIN in_force n ON n.business_id = f.business_id
-    LEFT JOIN at_first base ON base.business_id = f.business_id AND base.first_on = f.first_on
+    LEFT JOIN reporting.businesses fb ON fb.business_id = f.business_id
+    -- the baseline: the report in force at the first disbursement, else the earliest one (by D); that is, the
+    -- report in force at the later of the first disbursement and the earliest report, when that is by D
+    LEFT JOIN reporting.business_facts base ON base.business_id = f.business_id
+         AND base.reported_on <= greatest(f.first_on, fb.first_reported_on)
+         AND base.valid_to > greatest(f.first_on, fb.first_reported_on)
+         AND greatest(f.first_on, fb.first_reported_on) <= :as_of
 )
 SELECT {", ".join([*names, "count(*) AS businesses_financed"])},
        count(reported_on) AS businesses_with_facts,

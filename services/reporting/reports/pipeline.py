@@ -2,7 +2,8 @@
 decision.
 
 An application's status as of D is the one its last move on or before D left it in (moves are dated by the
-event's `occurred_at`, in UTC). Approval rate = approved ÷ (approved + rejected), by status as of D. Days to
+event's `occurred_at`, in UTC): the move with on <= D < valid_to, `valid_to` being the earliest date of its later
+moves (kept by the projection). Approval rate = approved ÷ (approved + rejected), by status as of D. Days to
 decision = the first approval or rejection − the first submission; the median over the applications decided by D.
 Dimensions: the business's country, region, sector and legal form, the proposed lender, the ICA, the currency
 asked for.
@@ -53,21 +54,24 @@ def _sql(sel: Selection, clause: str) -> str:
     if names:
         sets += ["(status)", "()"]
     grouping = f"GROUPING({', '.join(names)})" if names else "0"
+    # the application's dimensions only when a filter, the caller's scope or a group needs them (every move has its
+    # application: the projection writes both in one transaction)
+    joins = (
+        """
+    JOIN reporting.applications a ON a.application_id = m.application_id
+    LEFT JOIN reporting.businesses b ON b.business_id = a.business_id"""
+        if names or clause != "true"
+        else ""
+    )
     return f"""
-WITH per_application AS (
-    SELECT application_id,
-           (array_agg(to_status ORDER BY seq DESC))[1] AS status,
-           min("on") FILTER (WHERE to_status = 'submitted') AS submitted_on,
-           min("on") FILTER (WHERE to_status IN ('approved', 'rejected')) AS decided_on
-    FROM reporting.application_moves
-    WHERE "on" <= :as_of
-    GROUP BY application_id
-), state AS (
-    SELECT {", ".join(["p.status", "p.decided_on - p.submitted_on AS days", *groups])}
-    FROM per_application p
-    JOIN reporting.applications a ON a.application_id = p.application_id
-    LEFT JOIN reporting.businesses b ON b.business_id = a.business_id
-    WHERE {clause}
+WITH state AS (
+    -- each application's move in force at D (on <= D < valid_to), and its days from the first submission to the
+    -- first decision when both came by D
+    SELECT {", ".join(["m.to_status AS status", *groups])},
+           CASE WHEN m.decided_on <= :as_of AND m.submitted_on <= :as_of THEN m.decided_on - m.submitted_on END
+               AS days
+    FROM reporting.application_moves m{joins}
+    WHERE m."on" <= :as_of AND m.valid_to > :as_of AND {clause}
 )
 SELECT {", ".join([*names, "status"])}, {grouping} AS all_groups, GROUPING(status) AS all_statuses,
        count(*) AS applications,
