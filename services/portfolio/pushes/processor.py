@@ -25,6 +25,7 @@ from sqlalchemy import String, any_, bindparam, literal, select, text, tuple_, u
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.portfolio.db import events as event_tables
 from services.portfolio.loans.ledger import Kind
@@ -168,10 +169,33 @@ async def apply_pushes(session: AsyncSession, pushes: list[LenderPush], *, now: 
                     "loan_transaction_id": item.outcome.get("loan_transaction_id"),
                 }
             )
-        push.status, push.processed_at = "processed", stamp
-        push.applied, push.duplicates, push.rejected = counts["applied"], counts["duplicate"], counts["rejected"]
+        outcome = {"status": "processed", "processed_at": stamp, "applied": counts["applied"]}
+        outcome.update(duplicates=counts["duplicate"], rejected=counts["rejected"])
+        for name, value in outcome.items():
+            # written below in one statement for all the pushes (an ORM flush updated them one by one, ~100 us
+            # each); the objects say the same, without being marked for a flush
+            set_committed_value(push, name, value)
     if rows:
         await session.execute(insert(PushItem), rows)
+    await session.execute(
+        text(
+            """
+            UPDATE portfolio.lender_pushes AS p
+            SET status = 'processed', processed_at = :stamp, applied = v.applied, duplicates = v.duplicates,
+                rejected = v.rejected
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:applied AS int[]), CAST(:duplicates AS int[]),
+                        CAST(:rejected AS int[])) AS v(id, applied, duplicates, rejected)
+            WHERE p.id = v.id
+            """
+        ),
+        {
+            "stamp": stamp,
+            "ids": [push.id for push, _ in parsed],
+            "applied": [push.applied for push, _ in parsed],
+            "duplicates": [push.duplicates for push, _ in parsed],
+            "rejected": [push.rejected for push, _ in parsed],
+        },
+    )
     await session.flush()
 
 
