@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -22,6 +22,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from services.portfolio.db import events as event_tables
 from services.portfolio.loans.ledger import (
@@ -261,6 +263,15 @@ class Ledger:
 
 
 _DIRTY = "fisiq_portfolio_dirty_ledgers"
+_LOAN_CLASS = manager_of_class(Loan)
+
+
+def _plain_loan(row: Mapping[Any, Any]) -> Loan:
+    """A `Loan` holding a row's values, in no session (a detached ledger's), filled the way the ORM fills the
+    objects it loads: `Loan(**row)` fires an attribute event per column, ~30 us a loan, once per pushed item."""
+    loan: Loan = _LOAN_CLASS.new_instance()
+    instance_dict(loan).update(row)
+    return loan
 
 
 @event.listens_for(Session, "before_flush")
@@ -291,7 +302,7 @@ class Ledgers:
                 if lock
                 else select(table).where(table.c.id == any_(wanted))
             )
-            loans = {row.id: Loan(**row._mapping) for row in rows}
+            loans = {row.id: _plain_loan(row._mapping) for row in rows}
         else:
             query = select(Loan).where(Loan.id == any_(wanted)).order_by(Loan.id)
             if lock:
