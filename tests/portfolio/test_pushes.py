@@ -124,3 +124,18 @@ async def test_the_receiving_hot_path_refuses_oversized_pushes_and_leaves_odd_pa
     receipt = await push(api, lender_id, secret)
     assert receipt.status_code == 202 and receipt.headers["content-type"] == "application/json"
     assert set(receipt.json()) == {"push_id", "webhook_id", "items", "status", "received_at", "duplicate"}
+
+
+async def test_when_every_connection_for_pushes_is_busy_the_lender_is_told_to_retry(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    class Exhausted:
+        async def acquire(self, timeout: float) -> None:
+            raise TimeoutError
+
+    lender_id, secret = await new_lender(api, "Busy Bank")
+    app = api._transport.app  # type: ignore[attr-defined]
+    app.state.push_pool = Exhausted()
+    busy = await push(api, lender_id, secret)
+    assert assert_problem(busy, 503)["type"].endswith("busy") and busy.headers["retry-after"] == "5"
+    assert await stored(connection, lender_id) == []

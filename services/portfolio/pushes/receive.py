@@ -70,7 +70,7 @@ async def _no_reset(_connection: asyncpg.Connection) -> None:
 async def push_pool(database_url: str, *, size: int) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(
         **asyncpg_dsn(database_url),
-        min_size=1,
+        min_size=0,  # connects on demand: the service starts (and answers 503) while the database is away
         max_size=size,
         reset=_no_reset,
         server_settings={"application_name": "portfolio-pushes"},
@@ -85,8 +85,16 @@ async def push_pool(database_url: str, *, size: int) -> AsyncIterator[asyncpg.Po
 async def _connection(state: State) -> AsyncIterator[asyncpg.Connection]:
     pool: asyncpg.Pool | None = getattr(state, "push_pool", None)
     if pool is not None:
-        async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
+        try:
+            connection = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise Problem(
+                "the service is busy; retry after a few seconds", status=503, slug="busy", headers={"Retry-After": "5"}
+            ) from None
+        try:
             yield connection
+        finally:
+            await pool.release(connection)
         return
     # no pool of its own (tests bind the app to one connection in a rolled-back transaction): the driver
     # connection of a session, so the same statements run inside the test's transaction
