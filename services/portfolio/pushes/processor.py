@@ -43,6 +43,7 @@ ITEM_KINDS = {"repayment": Kind.repayment, "recovery": Kind.recovery, "disbursem
 ITEM_TYPES = (*ITEM_KINDS, "notice")
 _AMOUNT_RE = re.compile(r"^-?(0|[1-9][0-9]{0,14})(\.[0-9]{1,8})?$")
 MAX_ATTEMPTS = 5
+YIELD_EVERY_ITEMS = 25
 
 
 class Rejection(Exception):
@@ -212,6 +213,10 @@ async def _apply_items(
     notices_seen: set[str],
 ) -> None:
     for item in items:
+        if item.index % YIELD_EVERY_ITEMS == 0:
+            # let this process answer requests meanwhile (pushes received, above all): a batch of thousands of
+            # items is a second of CPU, which would otherwise hold the event loop and every request waiting on it
+            await asyncio.sleep(0)
         if item.rejection is not None:
             continue
         assert item.loan_id is not None and item.transaction_id is not None
