@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp
 
 from shared.auth import CurrentPrincipal, Principal
 from shared.db import create_engine, current_revision, make_sessionmaker
@@ -59,8 +60,11 @@ def create_service_app(
     events: EventTables | None = None,
     subscriptions: Sequence[Subscription] = (),
     extra_lifespan: Lifespan | None = None,
+    hot_paths: Sequence[Callable[[ASGIApp], ASGIApp]] = (),
     configure_logs: bool = True,
 ) -> FastAPI:
+    """`hot_paths`: pure ASGI middleware that answer a few busy requests before the routing (inside the request-id,
+    access-log and error middleware) and pass the rest on."""
     if configure_logs:
         configure_logging(name, settings.log_level)
 
@@ -102,6 +106,8 @@ def create_service_app(
     idem: Table | None = metadata.tables.get(f"{name}.idempotency_keys")
     app.state.idempotency_table = idem
     install_problem_handlers(app)
+    for hot_path in hot_paths:  # added first, so inside the middleware added after
+        app.add_middleware(hot_path)
     app.add_middleware(RequestContextMiddleware, log_access=settings.access_log)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")

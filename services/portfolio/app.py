@@ -16,6 +16,7 @@ from services.portfolio.loans.router import admin as loans_admin
 from services.portfolio.loans.router import router as loans_router
 from services.portfolio.models import SCHEMA, events, metadata
 from services.portfolio.pushes.processor import Processor
+from services.portfolio.pushes.receive import PushReceiver, push_pool
 from services.portfolio.pushes.router import router as pushes_router
 from services.portfolio.pushes.router import webhooks as pushes_webhooks
 from services.portfolio.settings import Settings
@@ -32,6 +33,10 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         """Applies lenders' pushes (woken as this process stores one; polling for the others) and closes each day
         once it is over."""
         async with contextlib.AsyncExitStack() as stack:
+            # receiving pushes: a small pool of its own (`pushes/receive.py` says why)
+            app.state.push_pool = await stack.enter_async_context(
+                push_pool(settings.require_database_url(), size=settings.pushes_receive_pool_size)
+            )
             if settings.pushes_enabled:
                 processor = Processor(app.state.engine, poll_seconds=settings.pushes_poll_seconds)
                 app.state.push_processor = processor
@@ -62,6 +67,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         ],
         subscriptions=[LOANS_FROM_APPROVALS],
         extra_lifespan=background,
+        hot_paths=[PushReceiver],
         configure_logs=configure_logs,
     )
     app.state.settings = settings

@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -158,6 +158,21 @@ async def wait_applied(url: str, timeout: float = 600) -> tuple[int, int, float,
     return int(row.pushes), int(row.items), float(row.seconds or 0), int(row.applied)
 
 
+async def wait_closed(url: str, timeout: float = 300) -> None:
+    """Waits until the portfolio has closed yesterday: at its first start it closes the day for every loan, work
+    that would otherwise land inside the measured window (it runs once a day, not per push)."""
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    deadline = time.monotonic() + timeout
+    async with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            closed = await conn.scalar(text("SELECT max(as_of) FROM portfolio.close_of_day_runs"))
+            await conn.commit()
+            if closed is not None and closed >= today() - timedelta(days=1):
+                break
+            await asyncio.sleep(0.5)
+    await engine.dispose()
+
+
 async def reset(url: str) -> None:
     engine = create_engine(url, pool_size=1, max_overflow=0)
     async with engine.begin() as conn:
@@ -171,6 +186,7 @@ def run() -> None:
         env = platform_env(url, ports)
         lender_id, secret, loans = asyncio.run(setup(url))
         with processes([*SERVICES, GATEWAY], env, Path(logs)):
+            asyncio.run(wait_closed(url))
             target = f"http://127.0.0.1:{ports[GATEWAY.name]}/webhooks/lenders/{lender_id}"
             single = asyncio.run(push_load(target, secret, loans, items=1, seconds=SECONDS))
             single_pushes, _, single_applied_s, single_applied = asyncio.run(wait_applied(url))

@@ -3,9 +3,11 @@ and the lender sees each push and item in reconciliation."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -16,7 +18,7 @@ from standardwebhooks import Webhook
 from services.portfolio.pushes.processor import Processor, process_next
 from shared.auth import Role
 from shared.db import make_sessionmaker
-from tests.portfolio.books import MANAGER, disbursed_loan
+from tests.portfolio.books import MANAGER, disbursed_loan, events_of
 from tests.portfolio.conftest import as_role
 from tests.portfolio.test_pushes import new_lender
 from tests.support import assert_problem
@@ -263,3 +265,79 @@ async def test_a_backdated_item_after_another_in_the_same_push_sees_it(
     assert sorted(t["external_id"] for t in statement if t["kind"] == "repayment") == ["E-1", "E-2"]
     # 1,000,000 XOF paid: the first instalment's interest (120,000) first, the rest to principal
     assert int(replayed["principal_paid"]["amount"]) > 0
+
+
+IDENTITIES = {"loan_id", "application_id", "business_id", "ica_id", "transaction_id", "external_id"}
+
+
+def _without_identities(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: None if k in IDENTITIES else _without_identities(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_identities(v) for v in value]
+    return value
+
+
+def _as_numbers(value: Any) -> Any:
+    """A snapshot's amounts as numbers: their text keeps the exponent of where they came from (`"449331.0000"`
+    read back from a `numeric` column, `"449331"` as the lender sent it), the same amount either way."""
+    if isinstance(value, dict):
+        return {k: _as_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_numbers(v) for v in value]
+    if isinstance(value, str):
+        with contextlib.suppress(InvalidOperation):
+            return Decimal(value)
+    return value
+
+
+async def _books(connection: AsyncConnection, loan_id: str) -> tuple[Any, list[Any], list[Any]]:
+    loan = (
+        await connection.execute(
+            text(
+                "SELECT status, disbursed, outstanding_principal, credit, written_off_principal, closed_on, book"
+                " FROM portfolio.loans WHERE id = :l"
+            ),
+            {"l": loan_id},
+        )
+    ).one()
+    transactions = (
+        await connection.execute(
+            text(
+                "SELECT kind, amount, currency, value_date, split, allocation, outstanding_after, reversed_at"
+                " FROM portfolio.loan_transactions WHERE loan_id = :l ORDER BY seq"
+            ),
+            {"l": loan_id},
+        )
+    ).all()
+    events = await events_of(connection, loan_id)
+    since = [t for t, _ in events].index("loan.disbursed")
+    return (*loan[:-1], _as_numbers(loan.book)), [tuple(t) for t in transactions], _without_identities(events[since:])
+
+
+async def test_repayments_pushed_give_the_same_books_and_events_as_the_same_repayments_entered_one_by_one(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """A push applies its items on detached ledgers (loans read as plain rows, books restored from their snapshots,
+    written set-wise); the staff API applies each on the session's ORM objects. The same repayments — in order,
+    backdated, across two pushes, up to an overpayment that closes the loan — must give the same books and events."""
+    lender_id, secret = await new_lender(api, "Equivalence Bank")
+    pushed, entered = await xof_loans(api, connection, lender_id, 2)
+    batches = [
+        [("600000", "2025-02-15"), ("550000", "2025-03-20"), ("100000", "2025-03-01")],  # the last one backdated
+        [("700000", "2025-04-15"), ("700000", "2025-04-15"), ("12000000", "2025-05-10")],  # beyond the whole loan
+    ]
+    for n, batch in enumerate(batches):
+        items = [repayment(pushed, f"EQ-{n}-{i}", amount, on=on) for i, (amount, on) in enumerate(batch)]
+        assert (await send(api, lender_id, secret, items)).status_code == 202
+        assert await drain(connection) == 1
+        for amount, on in batch:
+            response = await api.post(
+                f"/api/v1/portfolio/loans/{entered}/repayments",
+                json={"amount": {"amount": amount, "currency": "XOF"}, "value_date": on},
+                headers=MANAGER,
+            )
+            assert response.status_code == 201, response.text
+    by_push, one_by_one = await _books(connection, pushed), await _books(connection, entered)
+    assert by_push[0][0] == "repaid" and len(by_push[1]) == 7  # the disbursement and six repayments
+    assert by_push == one_by_one

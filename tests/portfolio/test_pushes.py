@@ -104,3 +104,38 @@ async def test_during_a_rotation_both_secrets_are_accepted(api: httpx.AsyncClien
     new = (await api.post(f"/api/v1/portfolio/lenders/{lender_id}/webhook-secrets", headers=ADMIN)).json()["secret"]
     assert (await push(api, lender_id, old)).status_code == 202
     assert (await push(api, lender_id, new)).status_code == 202
+
+
+async def test_the_receiving_hot_path_refuses_oversized_pushes_and_leaves_odd_paths_to_the_routing(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    lender_id, secret = await new_lender(api, "Hot Path Bank")
+    huge = b'{"items": [' + b" " * (5 * 1024 * 1024) + b"]}"
+    too_large = await push(api, lender_id, secret, body=huge)
+    assert assert_problem(too_large, 413)["type"].endswith("body-too-large")
+    assert too_large.json()["instance"] == f"/webhooks/lenders/{lender_id}"
+    assert await stored(connection, lender_id) == []
+    # not a lender id: FastAPI's validation answers, as for any route
+    malformed = await api.post(
+        "/webhooks/lenders/not-a-uuid", content=PUSH, headers={"Content-Type": "application/json"}
+    )
+    assert assert_problem(malformed, 422)["errors"]
+    # the receipt is the documented one
+    receipt = await push(api, lender_id, secret)
+    assert receipt.status_code == 202 and receipt.headers["content-type"] == "application/json"
+    assert set(receipt.json()) == {"push_id", "webhook_id", "items", "status", "received_at", "duplicate"}
+
+
+async def test_when_every_connection_for_pushes_is_busy_the_lender_is_told_to_retry(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    class Exhausted:
+        async def acquire(self, timeout: float) -> None:
+            raise TimeoutError
+
+    lender_id, secret = await new_lender(api, "Busy Bank")
+    app = api._transport.app  # type: ignore[attr-defined]
+    app.state.push_pool = Exhausted()
+    busy = await push(api, lender_id, secret)
+    assert assert_problem(busy, 503)["type"].endswith("busy") and busy.headers["retry-after"] == "5"
+    assert await stored(connection, lender_id) == []

@@ -84,10 +84,10 @@ async def signing_secrets(session: AsyncSession, lender_id: uuid.UUID) -> list[s
     """The secrets a push from this lender may be signed with (newest first; none for an unknown or inactive
     lender), cached for `SECRETS_TTL_SECONDS` so that a burst of pushes does not read them each time. A rotation
     or retirement takes effect at once in the process that made it, and within that delay in the others."""
+    hit = cached_signing_secrets(lender_id)
+    if hit is not None:
+        return hit
     now = time.monotonic()
-    hit = _secrets_cache.get(lender_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
     rows = await session.scalars(
         select(LenderSecret.secret)
         .join(Lender, Lender.id == LenderSecret.lender_id)
@@ -100,6 +100,12 @@ async def signing_secrets(session: AsyncSession, lender_id: uuid.UUID) -> list[s
     while len(_secrets_cache) > _SECRETS_CACHE_SIZE:
         _secrets_cache.popitem(last=False)
     return secrets
+
+
+def cached_signing_secrets(lender_id: uuid.UUID) -> list[str] | None:
+    """`signing_secrets` as cached, without a database (None: not cached, or expired)."""
+    hit = _secrets_cache.get(lender_id)
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
 
 def forget_secrets(lender_id: uuid.UUID) -> None:

@@ -258,33 +258,56 @@ def snapshot(book: Book) -> dict[str, Any]:
 
 def restore(data: dict[str, Any]) -> Book:
     """The book a snapshot describes, schedule included."""
-
-    def day(value: str | None) -> date | None:
-        return date.fromisoformat(value) if value else None
-
     lines = [
         Line(
-            Due(row[0], date.fromisoformat(row[1]), Decimal(row[2]), Decimal(row[3])),
-            fees=Decimal(row[4]),
-            penalties=Decimal(row[5]),
-            paid_principal=Decimal(row[6]),
-            paid_interest=Decimal(row[7]),
-            paid_fees=Decimal(row[8]),
-            paid_penalties=Decimal(row[9]),
-            paid_on=day(row[10]),
+            Due(row[0], _day(row[1]), _decimal(row[2]), _decimal(row[3])),  # type: ignore[arg-type]
+            _decimal(row[4]),
+            _decimal(row[5]),
+            _decimal(row[6]),
+            _decimal(row[7]),
+            _decimal(row[8]),
+            _decimal(row[9]),
+            _day(row[10]),
         )
         for row in data["lines"]
     ]
     return Book(
         lines=lines,
-        disbursed=Decimal(data["disbursed"]),
-        credit=Decimal(data["credit"]),
-        written_off_principal=Decimal(data["written_off_principal"]),
-        written_off_on=day(data["written_off_on"]),
-        recovered_after_write_off=Decimal(data["recovered"]),
-        last_value_date=day(data["last_value_date"]),
-        first_disbursed_on=day(data["first_disbursed_on"]),
+        disbursed=_decimal(data["disbursed"]),
+        credit=_decimal(data["credit"]),
+        written_off_principal=_decimal(data["written_off_principal"]),
+        written_off_on=_day(data["written_off_on"]),
+        recovered_after_write_off=_decimal(data["recovered"]),
+        last_value_date=_day(data["last_value_date"]),
+        first_disbursed_on=_day(data["first_disbursed_on"]),
     )
+
+
+# Restoring a book is on the path of every item of a lender's push: the same texts (zeros, a schedule's instalments
+# and due dates) are parsed once and their values shared, which is safe as Decimals and dates are immutable.
+_DECIMALS: dict[str, Decimal] = {}
+_DAYS: dict[str, date] = {}
+_INTERNED_AT_MOST = 100_000
+
+
+def _decimal(text: str) -> Decimal:
+    value = _DECIMALS.get(text)
+    if value is None:
+        if len(_DECIMALS) >= _INTERNED_AT_MOST:
+            _DECIMALS.clear()
+        value = _DECIMALS[text] = Decimal(text)
+    return value
+
+
+def _day(text: str | None) -> date | None:
+    if not text:
+        return None
+    value = _DAYS.get(text)
+    if value is None:
+        if len(_DAYS) >= _INTERNED_AT_MOST:
+            _DAYS.clear()
+        value = _DAYS[text] = date.fromisoformat(text)
+    return value
 
 
 def replay(schedule: Sequence[Due], entries: Iterable[Entry], *, on: date | None = None) -> Book:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -22,6 +22,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.orm.instrumentation import ClassManager, manager_of_class
 
 from services.portfolio.db import events as event_tables
 from services.portfolio.loans.ledger import (
@@ -201,7 +203,7 @@ class Ledger:
         loan = self.loan
         in_order = self.in_order(value_date)
         assert in_order or self.transactions is not None, "a backdated transaction needs load_history() first"
-        txn = Transaction(
+        values = dict(
             id=uuid.uuid4(),
             loan_id=loan.id,
             lender_id=loan.lender_id,
@@ -219,6 +221,8 @@ class Ledger:
             else {},
             recorded_by=actor,
         )
+        # a detached ledger's transactions are inserted by `Ledgers.write()`, never flushed by the ORM
+        txn = _plain(_TRANSACTION_CLASS, values) if self.detached else Transaction(**values)
         entry = entry_of(txn, next(_TEMP_SEQ))
         if self.transactions is not None:
             self.transactions.append((txn, entry))
@@ -261,6 +265,22 @@ class Ledger:
 
 
 _DIRTY = "fisiq_portfolio_dirty_ledgers"
+_LOAN_CLASS = manager_of_class(Loan)
+_TRANSACTION_CLASS = manager_of_class(Transaction)
+
+
+def _plain(mapped: ClassManager[Any], values: Mapping[Any, Any]) -> Any:
+    """An object holding these values, in no session (a detached ledger's loan or new transaction), filled the way
+    the ORM fills the objects it loads: `Loan(**row)` fires an attribute event per column (~30 us a loan, ~15 us a
+    transaction), once per pushed item."""
+    instance = mapped.new_instance()
+    instance_dict(instance).update(values)
+    return instance
+
+
+def _plain_loan(row: Mapping[Any, Any]) -> Loan:
+    loan: Loan = _plain(_LOAN_CLASS, row)
+    return loan
 
 
 @event.listens_for(Session, "before_flush")
@@ -291,7 +311,7 @@ class Ledgers:
                 if lock
                 else select(table).where(table.c.id == any_(wanted))
             )
-            loans = {row.id: Loan(**row._mapping) for row in rows}
+            loans = {row.id: _plain_loan(row._mapping) for row in rows}
         else:
             query = select(Loan).where(Loan.id == any_(wanted)).order_by(Loan.id)
             if lock:

@@ -1,38 +1,30 @@
-"""Lenders' signed data pushes (Standard Webhooks), received through the gateway at /webhooks/lenders/{id}.
+"""Lenders' signed data pushes (Standard Webhooks), received through the gateway at /webhooks/lenders/{id}, and
+the lenders' reconciliation of what became of them.
 
-The push is verified over its raw bytes against the lender's valid secrets (two during a rotation, ±5 minutes),
-then stored as received, in one transaction, before the 2xx: an accepted push is never lost. A retried push
-(the same `webhook-id`) is acknowledged again without being stored twice. Applying its items (repayments,
-recoveries, loan notices; each idempotent by the lender's transaction id) is asynchronous.
+Receiving is the hot path: `receive.PushReceiver` answers it in front of the routing; the route here documents it
+(and serves the same `accept()` should a request reach it). Applying the items is asynchronous (`processor.py`).
 """
 
-import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, cast
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Table, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 
-from services.portfolio.lenders.service import signing_secrets
 from services.portfolio.pushes.models import LenderPush, PushItem
+from services.portfolio.pushes.receive import PushReceipt, accept, read_body
 from shared.auth import STAFF_ROLES, CurrentPrincipal, Principal, Role
-from shared.db import SessionDep, TransactionalRoute, on_commit
+from shared.db import SessionDep, TransactionalRoute
 from shared.pagination import Page, keyset, page_of
-from shared.problems import Forbidden, NotFound, Problem, Unauthorized, UnprocessableContent, problem_responses
-from shared.webhooks.secrets import WebhookRejected, verify
+from shared.problems import Forbidden, NotFound, problem_responses
 
-webhooks = APIRouter(
-    prefix="/webhooks/lenders", tags=["lender pushes (signed webhooks)"], route_class=TransactionalRoute
-)
+webhooks = APIRouter(prefix="/webhooks/lenders", tags=["lender pushes (signed webhooks)"])
 router = APIRouter(
     prefix="/api/v1/portfolio/lenders", tags=["lender pushes (signed webhooks)"], route_class=TransactionalRoute
 )
-MAX_PUSH_BYTES = 5 * 1024 * 1024
-MAX_ITEMS = 10_000
 PUSH_EXAMPLE = {
     "items": [
         {
@@ -44,15 +36,6 @@ PUSH_EXAMPLE = {
         }
     ]
 }
-
-
-class PushReceipt(BaseModel):
-    push_id: uuid.UUID
-    webhook_id: str
-    items: int
-    status: str
-    received_at: datetime
-    duplicate: bool
 
 
 @webhooks.post(
@@ -73,72 +56,10 @@ class PushReceipt(BaseModel):
         **problem_responses(401, 413, 422),
     },
 )
-async def receive_push(lender_id: uuid.UUID, request: Request, session: SessionDep) -> JSONResponse:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_PUSH_BYTES:
-            raise Problem(f"a push may be at most {MAX_PUSH_BYTES} bytes", status=413, slug="body-too-large")
-    body = bytes(raw)
-    secrets = await signing_secrets(session, lender_id)
-    if not secrets:
-        raise Unauthorized("the signature is not valid for this lender")  # unknown lender: the same answer
-    try:
-        webhook_id = verify(secrets[:2], request.headers, body)
-    except WebhookRejected as exc:
-        raise Unauthorized(
-            f"the push was refused: {exc.reason.value}", slug="webhook-rejected", reason=exc.reason.value
-        ) from None
-    try:
-        payload = json.loads(body)
-        items = payload["items"]
-        if not isinstance(items, list):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise UnprocessableContent(
-            'a push is a JSON object with an "items" list', errors=[{"pointer": "#/items", "detail": "required list"}]
-        ) from None
-    if len(items) > MAX_ITEMS:
-        raise UnprocessableContent(f"a push may carry at most {MAX_ITEMS} items; split it")
-    pushes = cast(Table, LenderPush.__table__)
-    returned = (pushes.c.id, pushes.c.status, pushes.c.received_at, pushes.c.item_count)
-    stored = (
-        await session.execute(
-            insert(pushes)
-            .values(
-                id=uuid.uuid4(),
-                lender_id=lender_id,
-                webhook_id=webhook_id,
-                raw_body=body,
-                item_count=len(items),
-                received_at=func.clock_timestamp(),  # the pushes are applied in the order received
-            )
-            .on_conflict_do_nothing(constraint="uq_lender_pushes_webhook_id")
-            .returning(*returned)
-        )
-    ).first()
-    duplicate = stored is None
-    if stored is None:  # a retry of a push already received: the same receipt, nothing stored twice
-        stored = (
-            await session.execute(
-                select(*returned).where(pushes.c.lender_id == lender_id, pushes.c.webhook_id == webhook_id)
-            )
-        ).one()
-    else:
-        # once committed, this process's processor applies it at once; other processes poll. (Not NOTIFY: a
-        # transaction that notifies holds a cluster-wide lock through its commit, which would serialize pushes.)
-        processor = getattr(request.app.state, "push_processor", None)
-        if processor is not None:
-            on_commit(request, processor.wake)
-    receipt = PushReceipt(
-        push_id=stored.id,
-        webhook_id=webhook_id,
-        items=stored.item_count,
-        status=stored.status,
-        received_at=stored.received_at,
-        duplicate=duplicate,
-    )
-    return JSONResponse(receipt.model_dump(mode="json"), status_code=200 if duplicate else 202)
+async def receive_push(lender_id: uuid.UUID, request: Request) -> Response:
+    body = await read_body(request.receive)
+    status, receipt = await accept(request.app.state, lender_id, request.headers, body or b"")
+    return Response(receipt, status_code=status, media_type="application/json")
 
 
 class PushOut(BaseModel):
