@@ -196,6 +196,7 @@ UNAVAILABLE_DRIVER_ERRORS = {
     "TooManyConnectionsError",
     "ConnectionFailureError",
     "InterfaceError",
+    "InternalClientError",  # a connection cut mid-operation (sqlalchemy/sqlalchemy#13241)
 }
 
 

@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -124,6 +125,45 @@ async def test_the_receiving_hot_path_refuses_oversized_pushes_and_leaves_odd_pa
     receipt = await push(api, lender_id, secret)
     assert receipt.status_code == 202 and receipt.headers["content-type"] == "application/json"
     assert set(receipt.json()) == {"push_id", "webhook_id", "items", "status", "received_at", "duplicate"}
+
+
+async def test_a_pooled_connection_broken_by_a_database_restart_is_dropped_and_the_push_stored_on_another(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """After a PostgreSQL restart a pooled connection can fail mid-operation with asyncpg's InternalClientError
+    (seen in `make load` as 500s): it is terminated, not reused, and the push is stored on a fresh connection."""
+    good = (await connection.get_raw_connection()).driver_connection  # the test's transaction
+
+    class Broken:
+        terminated = False
+
+        async def fetchrow(self, *args: object) -> None:
+            raise asyncpg.exceptions.InternalClientError(
+                "cannot switch to state 12; another operation (2) is in progress"
+            )
+
+        def terminate(self) -> None:
+            self.terminated = True
+
+    broken = Broken()
+
+    class AfterRestart:
+        handed = 0
+
+        async def acquire(self, timeout: float) -> object:
+            self.handed += 1
+            return broken if self.handed == 1 else good
+
+        async def release(self, conn: object) -> None:
+            pass
+
+    lender_id, secret = await new_lender(api, "Restarted Bank")
+    app = api._transport.app  # type: ignore[attr-defined]
+    app.state.push_pool = AfterRestart()
+    answer = await push(api, lender_id, secret)
+    assert answer.status_code == 202, answer.text
+    assert broken.terminated
+    assert len(await stored(connection, lender_id)) == 1
 
 
 async def test_when_every_connection_for_pushes_is_busy_the_lender_is_told_to_retry(

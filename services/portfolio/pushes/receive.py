@@ -81,6 +81,11 @@ async def push_pool(database_url: str, *, size: int) -> AsyncIterator[asyncpg.Po
         await pool.close()
 
 
+# a connection the server dropped (a restart); after one, asyncpg can also report the cut mid-operation as an
+# `InternalClientError` ("cannot switch to state 12; another operation (2) is in progress"), seen under `make load`
+BROKEN = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, asyncpg.InternalClientError, ConnectionError)
+
+
 @contextlib.asynccontextmanager
 async def _connection(state: State) -> AsyncIterator[asyncpg.Connection]:
     pool: asyncpg.Pool | None = getattr(state, "push_pool", None)
@@ -93,6 +98,9 @@ async def _connection(state: State) -> AsyncIterator[asyncpg.Connection]:
             ) from None
         try:
             yield connection
+        except BROKEN:
+            connection.terminate()  # never back in the pool as it is: the pool opens a new one in its place
+            raise
         finally:
             await pool.release(connection)
         return
@@ -144,7 +152,7 @@ async def accept(state: State, lender_id: uuid.UUID, headers: Mapping[str, str],
                     stored = await connection.fetchrow(_FIND, lender_id, webhook_id)
                     assert stored is not None
             break
-        except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError):
+        except BROKEN:
             # a pooled connection the server dropped (a restart): once more on a fresh one. Safe either way: had
             # the insert committed, the retry finds it by its webhook-id and answers the same receipt
             if attempt == 2:
