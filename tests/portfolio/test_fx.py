@@ -113,6 +113,17 @@ async def test_csv_import_is_all_or_nothing_with_the_bad_lines_named(api: httpx.
     assert_problem(missing, 404)  # line 1 was valid but nothing was imported
 
 
+async def test_a_csv_the_reader_cannot_parse_is_a_422_not_a_500(api: httpx.AsyncClient) -> None:
+    """Found by `make fuzz`: a lone carriage return made the csv module raise its own error (a 500)."""
+    for body in ("\U000f69bc\xbf\x15\xd1D\xaa\u140d\xbb\x19\rN\xd8\x19\xef", "2026-08-31,PEN,0.37,BCRP\r2026-08-31,X"):
+        answer = await api.post(f"{RATES}/import", content=body.encode(), headers={**ADMIN, "Content-Type": "text/csv"})
+        assert_problem(answer, 422)
+    missing = await api.get(
+        f"{RATES}/convert", params={"amount": "1.00", "currency": "PEN", "on": "2026-08-31"}, headers=ADMIN
+    )
+    assert_problem(missing, 404)  # nothing was imported
+
+
 async def test_screening_reads_the_cad_equivalent_from_a_running_portfolio(engine: AsyncEngine) -> None:
     """The contract of docs/applications.md, between the two real services over HTTP."""
     portfolio = service_app("portfolio", engine)

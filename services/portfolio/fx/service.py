@@ -117,7 +117,12 @@ def parse_csv(text: str) -> list[tuple[date, str, Decimal, str]]:
     reported with its number."""
     rows: list[tuple[date, str, Decimal, str]] = []
     errors: list[dict[str, str]] = []
-    for number, line in enumerate(csv.reader(io.StringIO(text)), start=1):
+    try:
+        # newline="": the csv module reads line ends itself (a lone CR in a field is data, not an error)
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise UnprocessableContent(f"the CSV cannot be read: {exc}") from None
+    for number, line in enumerate(lines, start=1):
         if not line or (number == 1 and line[0].strip().lower() == "date"):
             continue
         try:
