@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sys
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
+
+from shared.problems import database_unavailable
 
 
 @contextlib.asynccontextmanager
@@ -18,3 +22,15 @@ async def running(coroutine: Coroutine[Any, Any, None], *, name: str) -> AsyncIt
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def log_failure(log: logging.Logger, message: str, *args: object) -> None:
+    """Logs why a background loop's round failed (call it in the `except`; the loop retries). The database being
+    away (a restart, a failover) is expected now and then: one WARNING line naming the cause, with no trace. Anything
+    else is an ERROR with its trace, for someone to look at."""
+    exc = sys.exc_info()[1]
+    if exc is not None and database_unavailable(exc):
+        cause = exc.__cause__ or exc
+        log.warning(message + " (the database is unavailable: %s: %s)", *args, type(cause).__name__, cause)
+        return
+    log.error(message, *args, exc_info=exc)

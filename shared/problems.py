@@ -200,7 +200,7 @@ UNAVAILABLE_DRIVER_ERRORS = {
 }
 
 
-def _database_unavailable(exc: BaseException) -> bool:
+def database_unavailable(exc: BaseException) -> bool:
     """The database went away under the request, or refused it a connection (checked through the chain of causes,
     without importing the driver here)."""
     seen: BaseException | None = exc
@@ -235,7 +235,7 @@ def unexpected(exc: BaseException, method: str, path: str) -> Response:
     """The answer to an exception nothing else handled: a 422 when the database refused a value the client sent
     (nothing was written: the request's transaction is rolled back), else a 500 — logged with its trace, which
     never reaches the client."""
-    if _database_unavailable(exc):
+    if database_unavailable(exc):
         # the database went away or refuses connections (a restart, a failover, too many clients): the request's
         # transaction did not commit; the caller should retry shortly
         log.warning("database unavailable on %s %s: %s", method, path, exc.__cause__ or exc)

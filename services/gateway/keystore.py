@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.gateway.models import ApiKey
 from shared.auth import Principal, Role
+from shared.background import log_failure
 from shared.problems import Unauthorized
 
 KEY_PREFIX = "fsk_"
@@ -122,7 +123,7 @@ class KeyStore:
             try:
                 await self.flush_last_used()
             except Exception:
-                log.exception("could not record API keys' last use; will retry")
+                log_failure(log, "could not record API keys' last use; will retry")
 
 
 @contextlib.asynccontextmanager

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shared.auth import SERVICE_HEADER, mint_service_token
+from shared.background import log_failure
 from shared.db import make_sessionmaker
 from shared.events.contracts import EventEnvelope
 from shared.events.feed import FeedPage
@@ -137,7 +138,7 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("consumer %s stopped on an error; restarting", self.subscription.name)
+                log_failure(log, "consumer %s stopped on an error; restarting", self.subscription.name)
                 await asyncio.sleep(1)
 
     async def _consume_while_locked(self, lock_conn: AsyncConnection) -> None:
@@ -370,7 +371,9 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("retrying failed events of %s", self.subscription.name)
+                log_failure(
+                    log, "retrying the failed events of %s did not finish; trying again later", self.subscription.name
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.retry_wake.wait(), self.settings.retry_scan_seconds)
 

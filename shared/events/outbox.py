@@ -29,6 +29,7 @@ from sqlalchemy import TextClause, delete, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shared.background import log_failure
 from shared.events.contracts import EventEnvelope, contract_for
 from shared.events.tables import EventTables
 from shared.logging import request_id_var
@@ -377,7 +378,7 @@ class Sequencer:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("sequencer failed; retrying in %.1f s", delay)
+                log_failure(log, "sequencer failed; retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
                 continue

@@ -55,6 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from shared.background import log_failure
 from shared.db import make_sessionmaker
 from shared.webhooks.secrets import generate_secret, is_valid_secret, sign
 
@@ -319,7 +320,7 @@ class Deliverer:
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # the database is away, say: keep trying at the polling pace
-                    log.exception("webhook deliverer of %s failed; going on", self.tables.schema)
+                    log_failure(log, "webhook deliverer of %s failed; going on", self.tables.schema)
                     pause = self.settings.poll_seconds
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), pause)

@@ -28,7 +28,7 @@ from services.guarantees.facilities.models import FacilityTerms
 from services.guarantees.issuance.events import facts
 from services.guarantees.issuance.models import Guarantee
 from shared.auth import Principal, Role, require_roles
-from shared.background import running
+from shared.background import log_failure, running
 from shared.contracts.guarantees import GuaranteeExpiredV1
 from shared.db import SessionDep, make_sessionmaker
 from shared.events.outbox import publish
@@ -147,7 +147,7 @@ async def daily_expiry(engine: AsyncEngine, portfolio: InternalClient, *, every_
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("the guarantee expiry failed; it will be tried again")
+                log_failure(log, "the guarantee expiry failed; it will be tried again")
             await asyncio.sleep(every_seconds)
 
     async with running(loop(), name="guarantees-expiry"):

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.portfolio.loans.arrears import close_of_day
 from services.portfolio.loans.models import CloseOfDay
 from services.portfolio.loans.service import today
-from shared.background import running
+from shared.background import log_failure, running
 from shared.db import make_sessionmaker
 
 log = logging.getLogger("services.portfolio.close_of_day")
@@ -51,7 +51,7 @@ async def daily_close(engine: AsyncEngine, *, every_seconds: float) -> AsyncIter
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("the close of day failed; it will be tried again")
+                log_failure(log, "the close of day failed; it will be tried again")
             await asyncio.sleep(every_seconds)
 
     async with running(loop(), name="portfolio-close-of-day"):
