@@ -53,10 +53,26 @@ SELECT currency, count(*) FILTER (WHERE a), count(DISTINCT business_id) FILTER (
        sum(o) FILTER (WHERE a AND dpd BETWEEN 91 AND 180), sum(o) FILTER (WHERE a AND dpd > 180),
        sum(o) FILTER (WHERE a AND dpd >= 90), sum(w), count(w)
 FROM s GROUP BY ROLLUP (currency)""",
-    # per day and currency of the year to date, from the day totals (the report converts each day at its rate)
+    # per month and currency of the year to date, from the day totals, and the same in CAD at each day's rate (the
+    # latest recorded by that day; XOF and XAF at EUR's, the peg's divisor left to the caller as for every CAD sum)
     "flows": """
-SELECT value_date, currency, disbursed, repaid_principal, repaid_interest, written_off, recovered
-FROM reporting.flow_days WHERE value_date >= date_trunc('year', $1::date)::date AND value_date <= $1""",
+WITH d AS (
+    SELECT *, CASE WHEN currency IN ('XOF', 'XAF') THEN 'EUR' ELSE currency END AS base FROM reporting.flow_days
+    WHERE value_date >= date_trunc('year', $1::date)::date AND value_date <= $1
+), r AS (
+    SELECT x.currency, x.cad_per_unit, generate_series(greatest(x.rate_date, date_trunc('year', $1::date)::date),
+           lead(x.rate_date, 1, $1 + 1) OVER (PARTITION BY x.currency ORDER BY x.rate_date) - 1, '1 day')::date AS day
+    FROM (SELECT DISTINCT base FROM d) b
+    CROSS JOIN LATERAL (SELECT max(rate_date) AS seed FROM reporting.fx_rates s
+                        WHERE s.currency = b.base AND s.rate_date <= date_trunc('year', $1::date)::date) s
+    JOIN reporting.fx_rates x ON x.currency = b.base AND x.rate_date <= $1
+         AND x.rate_date >= coalesce(s.seed, date_trunc('year', $1::date)::date)
+)
+SELECT to_char(value_date, 'YYYY-MM'), d.currency, sum(disbursed), sum(disbursed * r.cad_per_unit),
+       sum(repaid_principal), sum(repaid_principal * r.cad_per_unit), sum(repaid_interest),
+       sum(repaid_interest * r.cad_per_unit), sum(written_off), sum(written_off * r.cad_per_unit), sum(recovered),
+       sum(recovered * r.cad_per_unit), bool_or(r.day IS NULL)
+FROM d LEFT JOIN r ON r.currency = d.base AND r.day = d.value_date GROUP BY 1, 2""",
     # businesses financed by D and the facts in force at D (members, employees and jobs against the baseline)
     "impact": """
 WITH f AS (SELECT business_id, min(first_disbursed_on) AS first_on FROM reporting.loans
