@@ -334,6 +334,28 @@ impact_days = Table(
     comment="impact_changes summed per day: the whole fund's impact totals as of D are the sums of the days <= D",
 )
 
+impact_glp_changes = Table(
+    "impact_glp_changes",
+    metadata,
+    Column("loan_id", UUID(as_uuid=True), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("active_loans", Integer, nullable=False),
+    Column("glp", Numeric(24, 4), nullable=False),
+    Column("two_x_glp", Numeric(24, 4), nullable=False),
+    comment="a loan's active outstanding (and its 2X part) on a day less that of the day before",
+)
+impact_glp_days = Table(
+    "impact_glp_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("active_loans", Integer, nullable=False),
+    Column("glp", Numeric(24, 4), nullable=False),
+    Column("two_x_glp", Numeric(24, 4), nullable=False),
+    comment="impact_glp_changes summed per day and currency (the days whose changes cancel out left out)",
+)
+
 PORTFOLIO_TABLES = (loans, loan_standing, loan_flows, flow_days, fx_rates)
 APPLICATIONS_TABLES = (businesses, business_facts, applications, application_moves)
 GUARANTEES_TABLES = (guarantees, claims, claim_recoveries, capital_entries, facility_terms)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -66,7 +67,15 @@ async def both_ways(api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, nam
 
 async def kept_rows(connection: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
     found = {}
-    for table in ("guarantee_month_ends", "flow_days", "impact_changes", "impact_days"):
+    tables = (
+        "guarantee_month_ends",
+        "flow_days",
+        "impact_changes",
+        "impact_days",
+        "impact_glp_changes",
+        "impact_glp_days",
+    )
+    for table in tables:
         rows = await connection.execute(text(f"SELECT * FROM reporting.{table} ORDER BY 1, 2"))  # noqa: S608
         found[table] = [tuple(r) for r in rows]
     return found
@@ -136,8 +145,20 @@ async def test_the_impact_totals_by_date_equal_the_detailed_path_after_later_and
     dates = (date(2025, 12, 31), D1, D2, D3, date(2026, 12, 31))
     before = {on: await both_ways(api, monkeypatch, "impact", as_of=str(on)) for on in dates}
     late = [
-        # B1 reports again on 08-01: 20 employees (14 before), and a woman-owned share of 10 %: still 2X by its board
-        business("business.updated", B1, B1_2026 | {"reported_on": "2026-08-01", "employees_total": 20}),
+        # B1 reports again on 08-01: 20 employees (14 before), owned 10 % by women, 1 woman of 7 on the board, none
+        # among its senior managers: no longer 2X (its loan A leaves the 2X part of the portfolio)
+        business(
+            "business.updated",
+            B1,
+            B1_2026
+            | {
+                "reported_on": "2026-08-01",
+                "employees_total": 20,
+                "women_ownership_pct": 10,
+                "board_seats_women": 1,
+                "senior_managers_women": 0,
+            },
+        ),
         # B4 (first disbursed 04-01, first report 03-01) sends a report dated 03-25, before its first disbursement:
         # the new baseline (5 employees), in force until further notice
         business("business.updated", B4, B4_2026 | {"reported_on": "2026-03-25", "employees_total": 5}),
@@ -170,6 +191,11 @@ async def test_the_impact_totals_by_date_equal_the_detailed_path_after_later_and
     assert figure(after[D3], "employees_total") == figure(before[D3], "employees_total") + 6 - 3
     assert figure(after[D3], "jobs_created") == figure(before[D3], "jobs_created") + 6
     assert figure(after[D3], "jobs_maintained") == figure(before[D3], "jobs_maintained") - 3
+    assert figure(after[D3], "women_led_2x") == figure(before[D3], "women_led_2x") - 1
+    share = [body["total"]["two_x_portfolio_share"] for body in (before[D3], after[D3])]
+    assert share[1]["gross_loan_portfolio_cad"] == share[0]["gross_loan_portfolio_cad"]
+    assert Decimal(share[1]["two_x_gross_loan_portfolio_cad"]) < Decimal(share[0]["two_x_gross_loan_portfolio_cad"])
+    assert after[D1] == before[D1]  # B3 financed earlier, from the same report; B4 not yet financed
     for on in dates:  # filters, a scope and groups on the detailed path, the total from the days when unfiltered
         await both_ways(api, monkeypatch, "impact", as_of=str(on), group_by="lender,country")
         await both_ways(api, monkeypatch, "impact", as_of=str(on), country="SN")

@@ -59,6 +59,7 @@ async def keep_business(session: AsyncSession, business: BusinessSnapshotV1) -> 
     )
     await end_reports(session, [business.business_id])
     await impact.refresh(session, [business.business_id])
+    await impact.refresh_glp(session, business_id=business.business_id)
 
 
 # Each report of these businesses is in force until the next one (`valid_to`), the latest until further notice, and

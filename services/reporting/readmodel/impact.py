@@ -106,11 +106,100 @@ async def refresh(session: AsyncSession, business_ids: Iterable[uuid.UUID]) -> N
         await session.execute(text(DAYS_SQL), {"days": sorted(days)})
 
 
+# The 2X share's gross loan portfolio, per currency: what each loan adds as changes by date (`impact_glp_changes`):
+# its active standing steps (count, outstanding) from their date until the next step, the outstanding again as 2X
+# over the part of each step when the facts in force of its business are 2X; and each day's changes summed per
+# currency (`impact_glp_days`, kept by adding the new changes and taking the old ones off). A loan's changes are
+# recomputed after each event with its standing, and all its business's loans' after each report.
+def _glp_changes_sql(only: bool) -> str:
+    narrow = "AND st.loan_id = ANY(:ids)" if only else ""
+    return f"""
+INSERT INTO reporting.impact_glp_changes (loan_id, day, currency, active_loans, glp, two_x_glp)
+WITH s AS (
+    SELECT st.loan_id, l.currency, l.business_id, st.on, st.valid_to, st.outstanding_principal AS o
+    FROM reporting.loan_standing st JOIN reporting.loans l ON l.loan_id = st.loan_id
+    WHERE st.status = 'active' {narrow}
+), x AS (  -- the 2X periods of the businesses (n: the report in force from reported_on until valid_to)
+    SELECT n.business_id, n.reported_on, n.valid_to FROM reporting.business_facts n
+    WHERE n.business_id IN (SELECT business_id FROM s) AND {TWO_X}
+), pieces AS (
+    SELECT loan_id, currency, s.on AS day, 1 AS active_loans, o AS glp, 0 AS two_x_glp FROM s
+    UNION ALL
+    SELECT loan_id, currency, valid_to, -1, -o, 0 FROM s WHERE valid_to < DATE '9999-12-31'
+    UNION ALL
+    SELECT s.loan_id, s.currency, greatest(s.on, x.reported_on), 0, 0, s.o
+    FROM s JOIN x ON x.business_id = s.business_id AND x.reported_on < s.valid_to AND x.valid_to > s.on
+    UNION ALL
+    SELECT s.loan_id, s.currency, least(s.valid_to, x.valid_to), 0, 0, -s.o
+    FROM s JOIN x ON x.business_id = s.business_id AND x.reported_on < s.valid_to AND x.valid_to > s.on
+    WHERE least(s.valid_to, x.valid_to) < DATE '9999-12-31'
+)
+SELECT loan_id, day, currency, sum(active_loans), sum(glp), sum(two_x_glp) FROM pieces GROUP BY loan_id, day, currency
+RETURNING day, currency, active_loans, glp, two_x_glp
+"""  # noqa: S608 - fixed fragments only; values are bound parameters
+
+
+def _glp_days_sql(changes: str, sign: str) -> str:
+    """Add (`sign` +) or take off (-) the changes a statement returns to the day totals; answers the days."""
+    return f"""
+WITH c AS ({changes}
+), d AS (
+    SELECT day, currency, {sign}sum(active_loans) AS active_loans, {sign}sum(glp) AS glp,
+           {sign}sum(two_x_glp) AS two_x_glp
+    FROM c GROUP BY day, currency
+)
+INSERT INTO reporting.impact_glp_days AS t (day, currency, active_loans, glp, two_x_glp)
+SELECT day, currency, active_loans, glp, two_x_glp FROM d
+ON CONFLICT (day, currency) DO UPDATE SET active_loans = t.active_loans + excluded.active_loans,
+    glp = t.glp + excluded.glp, two_x_glp = t.two_x_glp + excluded.two_x_glp
+RETURNING day
+"""  # noqa: S608 - fixed fragments only
+
+
+GLP_REMOVE_SQL = _glp_days_sql(
+    "DELETE FROM reporting.impact_glp_changes WHERE loan_id = ANY(:ids)"
+    " RETURNING day, currency, active_loans, glp, two_x_glp",
+    "-",
+)
+GLP_ADD_SQL = _glp_days_sql(_glp_changes_sql(only=True), "")
+# a day whose changes cancel out is no day (as if recomputed)
+GLP_EMPTY_DAYS_SQL = """
+DELETE FROM reporting.impact_glp_days
+WHERE day = ANY(:days) AND active_loans = 0 AND glp = 0 AND two_x_glp = 0
+"""
+
+
+async def refresh_glp(
+    session: AsyncSession, loan_ids: Iterable[uuid.UUID] = (), business_id: uuid.UUID | None = None
+) -> None:
+    """Recompute the changes of these loans (or of every loan of the business), and the day totals they touch."""
+    ids = list(set(loan_ids))
+    if business_id is not None:
+        ids += [
+            loan_id
+            for (loan_id,) in await session.execute(
+                text("SELECT loan_id FROM reporting.loans WHERE business_id = :b"), {"b": business_id}
+            )
+        ]
+    if not ids:
+        return
+    days = {day for (day,) in await session.execute(text(GLP_REMOVE_SQL), {"ids": ids})}
+    days |= {day for (day,) in await session.execute(text(GLP_ADD_SQL), {"ids": ids})}
+    if days:
+        await session.execute(text(GLP_EMPTY_DAYS_SQL), {"days": sorted(days)})
+
+
 REBUILD_SQL = (
     "DELETE FROM reporting.impact_changes",
     "DELETE FROM reporting.impact_days",
     _changes_sql(only=False),
     DAYS_SQL.replace("WHERE day = ANY(:days) ", ""),
+    "DELETE FROM reporting.impact_glp_changes",
+    "DELETE FROM reporting.impact_glp_days",
+    _glp_changes_sql(only=False).replace("RETURNING day, currency, active_loans, glp, two_x_glp", ""),
+    """INSERT INTO reporting.impact_glp_days (day, currency, active_loans, glp, two_x_glp)
+    SELECT day, currency, sum(active_loans), sum(glp), sum(two_x_glp) FROM reporting.impact_glp_changes
+    GROUP BY day, currency HAVING sum(active_loans) <> 0 OR sum(glp) <> 0 OR sum(two_x_glp) <> 0""",
 )
 
 

@@ -212,6 +212,8 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
         await session.execute(text(FLOW_DAYS_SQL), {"days": [flow_day]})
     if event.type == "loan.disbursed":  # the business may be financed from an earlier date
         await impact.refresh(session, [facts.business_id])
+    if facts.standing:
+        await impact.refresh_glp(session, [facts.loan_id])
     if facts.standing:  # the month ends from the first step replaced on
         await exposure.refresh(session, loans=[facts.loan_id], from_day=min(step.on for step in facts.standing))
 

@@ -70,6 +70,11 @@ TOTALS_SQL = f"""
 SELECT {", ".join(f"coalesce(sum({name}), 0) AS {name}" for name in IMPACT_FIGURES)}
 FROM reporting.impact_days WHERE day <= :as_of
 """  # noqa: S608 - fixed names only
+# the gross loan portfolio and its 2X part per currency with an active loan as of D
+GLP_SQL = """
+SELECT currency, sum(glp) AS glp, sum(two_x_glp) AS two_x_glp FROM reporting.impact_glp_days WHERE day <= :as_of
+GROUP BY currency HAVING sum(active_loans) > 0
+"""
 
 
 def _businesses_sql(sel: Selection, clause: str) -> str:
@@ -235,8 +240,12 @@ async def impact_report(session: AsyncSession, sel: Selection, principal: Princi
             groups[key_of(sel, row)] = _counts(row)
     total_share = Share({})
     shares: dict[tuple[Any, ...], Share] = defaultdict(lambda: Share({}))
-    for row in await session.execute(text(_portfolio_sql(sel, clause)), params):
-        target = total_share if row.all_groups or not sel.group_by else shares[key_of(sel, row)]
-        target.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
+    if USE_IMPACT_DAYS and clause == "true" and not sel.group_by:
+        for row in await session.execute(text(GLP_SQL), params):
+            total_share.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
+    else:
+        for row in await session.execute(text(_portfolio_sql(sel, clause)), params):
+            target = total_share if row.all_groups or not sel.group_by else shares[key_of(sel, row)]
+            target.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
     rates = await closing_rates(session, total_share.by_currency, sel.as_of)
     return ImpactReport(sel, rates, total, total_share, groups, dict(shares))

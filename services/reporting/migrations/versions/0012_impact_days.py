@@ -1,4 +1,4 @@
-"""read model: the impact report's totals by date (`impact_changes`, `impact_days`), kept by the projections
+"""read model: the impact report's totals by date (`impact_changes`, `impact_days`, `impact_glp_*`), kept by the projections
 
 Revision ID: 0012
 Revises: 0010
@@ -56,6 +56,29 @@ def upgrade() -> None:
         schema="reporting",
         comment="impact_changes summed per day: the whole fund's impact totals as of D are the sums of the days <= D",
     )
+    op.create_table(
+        "impact_glp_changes",
+        sa.Column("loan_id", sa.UUID(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("active_loans", sa.Integer(), nullable=False),
+        sa.Column("glp", sa.Numeric(precision=24, scale=4), nullable=False),
+        sa.Column("two_x_glp", sa.Numeric(precision=24, scale=4), nullable=False),
+        sa.PrimaryKeyConstraint("loan_id", "day"),
+        schema="reporting",
+        comment="a loan's active outstanding (and its 2X part) on a day less that of the day before",
+    )
+    op.create_table(
+        "impact_glp_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("active_loans", sa.Integer(), nullable=False),
+        sa.Column("glp", sa.Numeric(precision=24, scale=4), nullable=False),
+        sa.Column("two_x_glp", sa.Numeric(precision=24, scale=4), nullable=False),
+        sa.PrimaryKeyConstraint("day", "currency"),
+        schema="reporting",
+        comment="impact_glp_changes summed per day and currency (the days whose changes cancel out left out)",
+    )
     from services.reporting.readmodel.impact import REBUILD_SQL
 
     # every business (the projections' own statements)
@@ -64,6 +87,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("impact_glp_days", schema="reporting")
+    op.drop_table("impact_glp_changes", schema="reporting")
     op.drop_table("impact_days", schema="reporting")
     op.drop_index("ix_impact_changes_day", table_name="impact_changes", schema="reporting")
     op.drop_table("impact_changes", schema="reporting")
