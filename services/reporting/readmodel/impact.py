@@ -10,6 +10,9 @@ financed business and its reports.
 Derived from both feeds (the loans' first disbursements; the businesses' reports), refreshed by both for the
 businesses an event touches, rebuilt from what the other feed left when either is reset. The report reads them
 only when no filter or scope narrows the loans; the detailed path gives the same figures (tests compare them).
+
+The two feeds are applied by separate consumers: each takes the same transaction-level advisory lock before
+refreshing, so a refresh always reads what the other feed committed before it (no lost update between them).
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ FIGURES: dict[str, str] = {
 }
 assert tuple(FIGURES) == IMPACT_FIGURES
 NAMES = ", ".join(FIGURES)
+REFRESH_LOCK = 0x696D70616374  # the advisory lock both feeds' refreshes of these tables take
+
+
+async def _lock(session: AsyncSession) -> None:
+    # small statements whose row estimates are guesses: without this the planner may JIT-compile them
+    await session.execute(text("SET LOCAL jit = off"))
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
 
 
 def _changes_sql(only: bool) -> str:
@@ -96,6 +106,7 @@ WHERE day = ANY(:days) GROUP BY day
 async def refresh(session: AsyncSession, business_ids: Iterable[uuid.UUID]) -> None:
     """Recompute the changes of these businesses, and the day totals of the days they had or have changes on."""
     ids = list(set(business_ids))
+    await _lock(session)
     gone = await session.execute(
         text("DELETE FROM reporting.impact_changes WHERE business_id = ANY(:ids) RETURNING day"), {"ids": ids}
     )
@@ -173,6 +184,7 @@ async def refresh_glp(
     session: AsyncSession, loan_ids: Iterable[uuid.UUID] = (), business_id: uuid.UUID | None = None
 ) -> None:
     """Recompute the changes of these loans (or of every loan of the business), and the day totals they touch."""
+    await _lock(session)  # before looking up the business's loans: one the other feed commits meanwhile is seen
     ids = list(set(loan_ids))
     if business_id is not None:
         ids += [
@@ -205,5 +217,6 @@ REBUILD_SQL = (
 
 async def rebuild(session: AsyncSession) -> None:
     """Every business's changes and every day's totals, from the loans and reports the read model holds."""
+    await _lock(session)
     for sql in REBUILD_SQL:
         await session.execute(text(sql))
