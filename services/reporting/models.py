@@ -6,6 +6,7 @@ never overwritten), so a report for a past date does not move when later events 
 """
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -293,6 +294,66 @@ guarantee_month_ends = Table(
     Column("exposure_cad", Numeric(20, 2), nullable=False),
     Index("ix_guarantee_month_ends_month_end", "month_end", postgresql_include=["guarantee_id", "exposure_cad"]),
     comment="exposure (CAD) of each guarantee live at each month end up to the latest rate date, when not zero",
+)
+
+# ------------------------------------------------------------------- from the applications and the portfolio
+# The impact report's totals by date for the whole fund (`readmodel.impact`): each financed business's figures as
+# changes by date, and each day's changes summed; the totals as of D are the sums of the days on or before D.
+IMPACT_FIGURES = (
+    "businesses_financed",
+    "businesses_with_facts",
+    "members_total",
+    "members_women",
+    "jobs_created",
+    "jobs_maintained",
+    "employees_total",
+    "employees_women",
+    "board_seats_total",
+    "board_seats_women",
+    "women_led_2x",
+    "democratic_governance",
+    "general_assembly_held",
+    "board_elected_by_members",
+    "one_member_one_vote",
+    "environmental_practices",
+)
+impact_changes = Table(
+    "impact_changes",
+    metadata,
+    Column("business_id", UUID(as_uuid=True), primary_key=True),
+    Column("day", Date, primary_key=True),
+    *(Column(name, Integer, nullable=False) for name in IMPACT_FIGURES),
+    Index("ix_impact_changes_day", "day"),
+    comment="a financed business's impact figures on a day less those of the day before (from its first disbursement)",
+)
+impact_days = Table(
+    "impact_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    *(Column(name, BigInteger, nullable=False) for name in IMPACT_FIGURES),
+    comment="impact_changes summed per day: the whole fund's impact totals as of D are the sums of the days <= D",
+)
+
+impact_glp_changes = Table(
+    "impact_glp_changes",
+    metadata,
+    Column("loan_id", UUID(as_uuid=True), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("active_loans", Integer, nullable=False),
+    Column("glp", Numeric(24, 4), nullable=False),
+    Column("two_x_glp", Numeric(24, 4), nullable=False),
+    comment="a loan's active outstanding (and its 2X part) on a day less that of the day before",
+)
+impact_glp_days = Table(
+    "impact_glp_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("active_loans", Integer, nullable=False),
+    Column("glp", Numeric(24, 4), nullable=False),
+    Column("two_x_glp", Numeric(24, 4), nullable=False),
+    comment="impact_glp_changes summed per day and currency (the days whose changes cancel out left out)",
 )
 
 PORTFOLIO_TABLES = (loans, loan_standing, loan_flows, flow_days, fx_rates)

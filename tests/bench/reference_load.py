@@ -36,6 +36,7 @@ from sqlalchemy import text
 from services.portfolio.loans.ledger import Book, Due, Entry, Kind, Line, standing_of
 from services.portfolio.schedules.generator import Frequency, Method, Terms, generate
 from services.reporting.readmodel.applications import END_REPORTS_SQL, PERIODS_SQL
+from services.reporting.readmodel.impact import REBUILD_SQL as IMPACT_REBUILD_SQL
 from services.reporting.readmodel.portfolio import FLOW_DAYS_SQL, fund_region
 from shared.events.contracts import EventEnvelope
 from shared.money import format_amount
@@ -821,8 +822,11 @@ async def copy_rows(connection: Any, rows: Rows) -> dict[str, int]:
 
 async def derive_rows(connection: Any) -> None:
     """Once every chunk is in: the rows the handlers derive over many loans at once, each day's flows per currency
-    (`readmodel.portfolio.FLOW_DAYS_SQL`, over every date)."""
+    (`readmodel.portfolio.FLOW_DAYS_SQL`, over every date) and the impact totals by date (`readmodel.impact`, every
+    business)."""
     await connection.execute(FLOW_DAYS_SQL.replace("f.value_date = ANY(:days) AND ", ""))
+    for sql in IMPACT_REBUILD_SQL:
+        await connection.execute(sql)
 
 
 async def apply_through_handlers(session: Any, events: list[Event]) -> None:

@@ -57,6 +57,11 @@ async def test_monthly_flows_at_the_rate_of_their_own_date(
         "USD": "0.00",
         "XOF": "0",
     }
+    # a period starting after the rate in force on its first days: D's 10,000 EUR worth on 04-01 still at 03-31's
+    # 1.50, C's USD at 1.35; months before the period are not shown
+    april = await flows(api, **{"from": "2026-04-01", "as_of": "2026-04-30"})
+    assert [m["month"] for m in april["total"]["months"]] == ["2026-04"]
+    assert april["total"]["months"][0]["cad"] == cad["2026-04"]
     # a lender's own loans only (B and D), one CSV row per month
     sheet = await api.get(
         "/api/v1/reporting/flows",

@@ -1,11 +1,14 @@
-"""The pre-aggregates the projections keep (`guarantee_month_ends`, `flow_days`) give exactly the figures the
-detailed path computes from the dated rows, also after backdated events change a past month: a repayment with an
-earlier value date, a reversal, a late rate for a past month end, a claim paid. And what the projections keep
-incrementally equals a recomputation from scratch."""
+"""The pre-aggregates the projections keep (`guarantee_month_ends`, `flow_days`, `impact_changes` and
+`impact_days`) give exactly the figures the detailed path computes from the dated rows, also after backdated events
+change a past month: a repayment with an earlier value date, a reversal, a late rate for a past month end, a claim
+paid, a business reporting new figures later or backdated, an earlier disbursement, a write-off. And what the
+projections keep incrementally equals a recomputation from scratch, whatever the order of the feeds."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -13,13 +16,19 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reporting.readmodel import exposure
+from services.reporting.readmodel import exposure, impact
+from services.reporting.readmodel.applications import SUBSCRIPTION as APPLICATIONS
 from services.reporting.readmodel.portfolio import FLOW_DAYS_CLEAR_SQL, FLOW_DAYS_SQL
 from services.reporting.reports import flows, guarantees
+from services.reporting.reports import impact as impact_report
 from shared.db import make_sessionmaker
 from shared.events.contracts import EventEnvelope
 from tests.reporting.conftest import FUNDER, apply, rebuild_from
 from tests.reporting.scenario import (
+    B1,
+    B1_2026,
+    B4,
+    B4_2026,
     D1,
     D2,
     D3,
@@ -27,7 +36,9 @@ from tests.reporting.scenario import (
     LOAN_A,
     LOAN_C,
     applications_events,
+    business,
     guarantees_events,
+    loan_event,
     portfolio_events,
     rate,
     repaid,
@@ -48,6 +59,7 @@ async def both_ways(api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, nam
     with monkeypatch.context() as patched:
         patched.setattr(guarantees, "USE_MONTH_ENDS", False)
         patched.setattr(flows, "USE_DAY_TOTALS", False)
+        patched.setattr(impact_report, "USE_IMPACT_DAYS", False)
         detailed = await report(api, name, **params)
     assert kept == detailed
     return kept
@@ -55,7 +67,15 @@ async def both_ways(api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, nam
 
 async def kept_rows(connection: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
     found = {}
-    for table in ("guarantee_month_ends", "flow_days"):
+    tables = (
+        "guarantee_month_ends",
+        "flow_days",
+        "impact_changes",
+        "impact_days",
+        "impact_glp_changes",
+        "impact_glp_days",
+    )
+    for table in tables:
         rows = await connection.execute(text(f"SELECT * FROM reporting.{table} ORDER BY 1, 2"))  # noqa: S608
         found[table] = [tuple(r) for r in rows]
     return found
@@ -70,6 +90,7 @@ async def recomputed(connection: AsyncConnection) -> dict[str, list[tuple[Any, .
         await session.execute(text("DELETE FROM reporting.flow_days"))
         await session.execute(text(FLOW_DAYS_CLEAR_SQL), {"days": days})
         await session.execute(text(FLOW_DAYS_SQL), {"days": days})
+        await impact.rebuild(session)
         await session.flush()
         found = await kept_rows(connection)
         await session.rollback()
@@ -116,3 +137,90 @@ async def test_the_feeds_in_another_order_keep_the_same_pre_aggregates(
     assert await kept_rows(connection) == await recomputed(connection)
     answer = await both_ways(api, monkeypatch, "guarantees", as_of=str(D3))
     assert (answer["total"]["average_exposure_cad"], answer["total"]["claims_rate"]) == ("30750.00", "0.956098")
+
+
+async def test_the_impact_totals_by_date_equal_the_detailed_path_after_later_and_backdated_reports(
+    api: httpx.AsyncClient, connection: AsyncConnection, scenario: list[EventEnvelope], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dates = (date(2025, 12, 31), D1, D2, D3, date(2026, 12, 31))
+    before = {on: await both_ways(api, monkeypatch, "impact", as_of=str(on)) for on in dates}
+    late = [
+        # B1 reports again on 08-01: 20 employees (14 before), owned 10 % by women, 1 woman of 7 on the board, none
+        # among its senior managers: no longer 2X (its loan A leaves the 2X part of the portfolio)
+        business(
+            "business.updated",
+            B1,
+            B1_2026
+            | {
+                "reported_on": "2026-08-01",
+                "employees_total": 20,
+                "women_ownership_pct": 10,
+                "board_seats_women": 1,
+                "senior_managers_women": 0,
+            },
+        ),
+        # B4 (first disbursed 04-01, first report 03-01) sends a report dated 03-25, before its first disbursement:
+        # the new baseline (5 employees), in force until further notice
+        business("business.updated", B4, B4_2026 | {"reported_on": "2026-03-25", "employees_total": 5}),
+        # C (B3's loan) turns out to have had a first tranche on 2025-12-20: B3 financed from then on
+        loan_event(
+            "loan.disbursed",
+            LOAN_C,
+            "2025-12-20",
+            [],
+            transaction_id=str(uuid.uuid4()),
+            amount="1000.00",
+            value_date="2025-12-20",
+            split={"lender": "1000.00"},
+            disbursed_total="1000.00",
+            schedule_version=1,
+        ),
+    ]
+    await apply(connection, late)
+    after = {on: await both_ways(api, monkeypatch, "impact", as_of=str(on)) for on in dates}
+
+    def figure(body: dict[str, Any], name: str) -> int:
+        value: int = body["total"][name]["value"]
+        return value
+
+    # B3 financed by 2025-12-31 (nobody was): its 20 employees in force then, all maintained from its baseline
+    assert [figure(before[dates[0]], n) for n in ("businesses_financed", "jobs_maintained")] == [0, 0]
+    assert [figure(after[dates[0]], n) for n in ("businesses_financed", "jobs_maintained")] == [1, 20]
+    # D3: B1's 20 employees against its 10 at the baseline (+6 created), B4's 5 against 5 (8 before: 0 created, 5
+    # maintained instead of 8)
+    assert figure(after[D3], "employees_total") == figure(before[D3], "employees_total") + 6 - 3
+    assert figure(after[D3], "jobs_created") == figure(before[D3], "jobs_created") + 6
+    assert figure(after[D3], "jobs_maintained") == figure(before[D3], "jobs_maintained") - 3
+    assert figure(after[D3], "women_led_2x") == figure(before[D3], "women_led_2x") - 1
+    share = [body["total"]["two_x_portfolio_share"] for body in (before[D3], after[D3])]
+    assert share[1]["gross_loan_portfolio_cad"] == share[0]["gross_loan_portfolio_cad"]
+    assert Decimal(share[1]["two_x_gross_loan_portfolio_cad"]) < Decimal(share[0]["two_x_gross_loan_portfolio_cad"])
+    assert after[D1] == before[D1]  # B3 financed earlier, from the same report; B4 not yet financed
+    for on in dates:  # filters, a scope and groups on the detailed path, the total from the days when unfiltered
+        await both_ways(api, monkeypatch, "impact", as_of=str(on), group_by="lender,country")
+        await both_ways(api, monkeypatch, "impact", as_of=str(on), country="SN")
+    assert await kept_rows(connection) == await recomputed(connection)
+
+
+async def test_the_impact_totals_by_date_whatever_the_order_of_the_feeds_and_after_a_replay(
+    api: httpx.AsyncClient, connection: AsyncConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dates = (D1, D2, D3)
+    await rebuild_from(connection, applications_events() + portfolio_events() + guarantees_events())
+    expected = {on: await both_ways(api, monkeypatch, "impact", as_of=str(on)) for on in dates}
+    assert expected[D3]["total"]["businesses_financed"]["value"] == 4
+    kept = await kept_rows(connection)
+    # the loans ahead of the businesses' reports: financed first, their facts coming after
+    await rebuild_from(connection, portfolio_events() + guarantees_events() + applications_events())
+    assert await kept_rows(connection) == kept
+    assert {on: await both_ways(api, monkeypatch, "impact", as_of=str(on)) for on in dates} == expected
+    # the applications feed replayed from the start alone (its tables emptied, the loans kept)
+    async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
+        assert APPLICATIONS.reset is not None
+        await APPLICATIONS.reset(session, 0)
+        await session.commit()
+    emptied = await both_ways(api, monkeypatch, "impact", as_of=str(D3))
+    assert (emptied["total"]["businesses_financed"]["value"], emptied["total"]["members_total"]["value"]) == (4, 0)
+    await apply(connection, applications_events())
+    assert await kept_rows(connection) == kept
+    assert {on: await both_ways(api, monkeypatch, "impact", as_of=str(on)) for on in dates} == expected

@@ -17,6 +17,7 @@ from services.reporting.models import (
     business_facts,
     businesses,
 )
+from services.reporting.readmodel import impact
 from services.reporting.readmodel.portfolio import fund_region, reset_tables
 from shared.contracts.applications import (
     ApplicationApprovedV1,
@@ -57,6 +58,8 @@ async def keep_business(session: AsyncSession, business: BusinessSnapshotV1) -> 
         )
     )
     await end_reports(session, [business.business_id])
+    await impact.refresh(session, [business.business_id])
+    await impact.refresh_glp(session, business_id=business.business_id)
 
 
 # Each report of these businesses is in force until the next one (`valid_to`), the latest until further notice, and
@@ -142,6 +145,7 @@ async def on_applications_event(session: AsyncSession, event: EventEnvelope) -> 
 
 async def reset_applications(session: AsyncSession, from_position: int) -> None:
     await reset_tables(session, from_position, APPLICATIONS_TABLES)
+    await impact.rebuild(session)  # the loans' first disbursements stay: financed, no facts yet
 
 
 SUBSCRIPTION = Subscription(SPEC.name, SPEC.producer, SPEC.types, on_applications_event, reset_applications)

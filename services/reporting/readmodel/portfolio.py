@@ -26,7 +26,7 @@ from services.reporting.models import (
     loan_standing,
     loans,
 )
-from services.reporting.readmodel import exposure
+from services.reporting.readmodel import exposure, impact
 from shared.contracts.portfolio import (
     FxRateRecordedV1,
     LoanDisbursedV1,
@@ -210,12 +210,17 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
     if flow_day is not None:
         await session.execute(text(FLOW_DAYS_CLEAR_SQL), {"days": [flow_day]})
         await session.execute(text(FLOW_DAYS_SQL), {"days": [flow_day]})
+    if event.type == "loan.disbursed":  # the business may be financed from an earlier date
+        await impact.refresh(session, [facts.business_id])
+    if facts.standing:
+        await impact.refresh_glp(session, [facts.loan_id])
     if facts.standing:  # the month ends from the first step replaced on
         await exposure.refresh(session, loans=[facts.loan_id], from_day=min(step.on for step in facts.standing))
 
 
 async def reset_portfolio(session: AsyncSession, from_position: int) -> None:
     await reset_tables(session, from_position, (*PORTFOLIO_TABLES, guarantee_month_ends))
+    await impact.rebuild(session)  # no loan left: no business financed
 
 
 async def reset_tables(session: AsyncSession, from_position: int, tables: tuple[Table, ...]) -> None:

@@ -8,18 +8,16 @@ The period runs from `from` to `as_of`, both included; months with nothing are s
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.reports.common import (
-    Rate,
     Selection,
     cad,
     for_reports,
@@ -34,6 +32,7 @@ from shared.auth import Principal
 from shared.money import PEGGED_TO_EUR
 
 FLOWS = ("disbursed", "repaid_principal", "repaid_interest", "written_off", "recovered")
+EXACT = Context(prec=50)  # CAD amounts: exact to 50 digits (`Rate.to_cad`)
 USE_DAY_TOTALS = True  # read `flow_days` when nothing narrows the loans (tests compare with the detailed path)
 
 
@@ -66,35 +65,48 @@ WHERE value_date >= :start AND value_date <= :as_of
 """  # noqa: S608 - fixed fragments only; values are bound parameters
 
 
+def _monthly_sql(days_sql: str, sel: Selection) -> str:
+    """Each day's rows (`days_sql`: the groups, value date, currency, the five flows) summed per group, month and
+    currency, with the same sums in CAD at the rate of each day (exact: amount × CAD per unit, before the CFA peg's
+    divisor, applied per row of the answer): the rate in force on a day is the latest recorded on or before it (stale
+    when earlier), found by spreading each rate of the period over the days until the next one, then joining on the
+    day. A currency without a rate on a day is `missing` there (its CAD sums leave that day out); CAD is 1."""
+    names = [f"g_{g}" for g in sel.group_by]
+    rate = "CASE WHEN d.currency = 'CAD' THEN 1 ELSE r.cad_per_unit END"
+    sums = ",\n       ".join(f"sum(d.{f}) AS {f}, sum(d.{f} * {rate}) AS {f}_cad" for f in FLOWS)
+    return f"""
+WITH d AS (
+    SELECT *, CASE WHEN currency = ANY(:pegged) THEN 'EUR' ELSE currency END AS base FROM ({days_sql}) days
+), rates AS (
+    -- each rate of the needed currencies in force on some day of the period: from the latest one by its first day
+    SELECT x.currency, x.rate_date, x.cad_per_unit,
+           lead(x.rate_date, 1, CAST(:as_of AS date) + 1) OVER (PARTITION BY x.currency ORDER BY x.rate_date) AS until
+    FROM (SELECT DISTINCT base FROM d WHERE base <> 'CAD') b
+    CROSS JOIN LATERAL (SELECT max(s.rate_date) AS seed FROM reporting.fx_rates s
+                        WHERE s.currency = b.base AND s.rate_date <= :start) s
+    JOIN reporting.fx_rates x ON x.currency = b.base
+         AND x.rate_date >= coalesce(s.seed, :start) AND x.rate_date <= :as_of
+), rate_days AS (
+    SELECT currency, rate_date, cad_per_unit,
+           CAST(generate_series(greatest(rate_date, :start), until - 1, interval '1 day') AS date) AS day
+    FROM rates
+)
+SELECT {", ".join([*names, "to_char(d.value_date, 'YYYY-MM') AS month", "d.currency"])},
+       {sums},
+       coalesce(bool_or(r.rate_date < d.value_date), false) AS stale,
+       coalesce(bool_or(d.currency <> 'CAD' AND r.rate_date IS NULL), false) AS missing
+FROM d
+LEFT JOIN rate_days r ON r.currency = d.base AND r.day = d.value_date
+GROUP BY {", ".join([*names, str(len(names) + 1), "d.currency"])}
+"""  # noqa: S608 - fixed fragments only; values are bound parameters
+
+
 def months(start: date, end: date) -> list[str]:
     found, year, month = [], start.year, start.month
     while (year, month) <= (end.year, end.month):
         found.append(f"{year:04d}-{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return found
-
-
-class RateHistory:
-    """Every recorded rate of the currencies needed, up to the period's end: the rate of any day by bisection."""
-
-    def __init__(self, rows: list[Any]) -> None:
-        self.dates: dict[str, list[date]] = defaultdict(list)
-        self.values: dict[str, list[Decimal]] = defaultdict(list)
-        for row in rows:  # ordered by currency, rate_date
-            self.dates[row.currency].append(row.rate_date)
-            self.values[row.currency].append(Decimal(row.cad_per_unit))
-
-    def on(self, currency: str, day: date) -> Rate | None:
-        if currency == "CAD":
-            return Rate("CAD", Decimal(1), Decimal(1), day, False)
-        base = "EUR" if currency in PEGGED_TO_EUR else currency
-        i = bisect.bisect_right(self.dates[base], day) - 1
-        if i < 0:
-            return None
-        rate_date = self.dates[base][i]
-        derived = base if base != currency else None
-        divisor = PEGGED_TO_EUR.get(currency, Decimal(1))
-        return Rate(currency, self.values[base][i], divisor, rate_date, rate_date < day, derived)
 
 
 @dataclass
@@ -104,13 +116,13 @@ class Series:
     local: dict[str, dict[str, dict[str, Decimal]]] = field(default_factory=dict)  # month → currency → flow
     in_cad: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # month → flow
 
-    def add(self, month: str, currency: str, amounts: dict[str, Decimal], rate: Rate | None) -> None:
+    def add(self, month: str, currency: str, amounts: dict[str, Decimal], in_cad: dict[str, Decimal] | None) -> None:
         per = self.local.setdefault(month, {}).setdefault(currency, dict.fromkeys(FLOWS, Decimal(0)))
         cad_month = self.in_cad.setdefault(month, dict.fromkeys(FLOWS, Decimal(0)))
         for name in FLOWS:
-            per[name] += amounts[name]
-            if rate is not None:
-                cad_month[name] += rate.to_cad(amounts[name])
+            per[name] = EXACT.add(per[name], amounts[name])
+            if in_cad is not None:
+                cad_month[name] = EXACT.add(cad_month[name], in_cad[name])
 
     def json(self, all_months: list[str]) -> list[dict[str, Any]]:
         zero = dict.fromkeys(FLOWS, Decimal(0))
@@ -170,34 +182,27 @@ async def flows_report(session: AsyncSession, sel: Selection, start: date, princ
     await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     whole = USE_DAY_TOTALS and clause == "true" and set(sel.group_by) <= {"currency"}  # every loan: day totals
-    sql = _day_totals_sql(sel) if whole else _sql(sel, clause)
-    rows = (await session.execute(text(sql), {**params, "start": start, "as_of": sel.as_of})).all()
-    currencies = {r.currency for r in rows}
-    lookup = sorted({"EUR" if c in PEGGED_TO_EUR else c for c in currencies if c != "CAD"})
-    history = RateHistory(
-        list(
-            await session.execute(
-                text(
-                    "SELECT currency, rate_date, cad_per_unit FROM reporting.fx_rates"
-                    " WHERE currency = ANY(:currencies) AND rate_date <= :as_of ORDER BY currency, rate_date"
-                ),
-                {"currencies": lookup, "as_of": sel.as_of},
-            )
-        )
-    )
+    sql = _monthly_sql(_day_totals_sql(sel) if whole else _sql(sel, clause), sel)
+    params |= {"start": start, "as_of": sel.as_of, "pegged": sorted(PEGGED_TO_EUR)}
     total = Series()
     groups: dict[tuple[Any, ...], Series] = defaultdict(Series)
     stale: set[str] = set()
     missing: set[str] = set()
-    for row in rows:
-        rate = history.on(row.currency, row.value_date)
-        if rate is None:
+    for row in await session.execute(text(sql), params):
+        if row.missing:
             missing.add(row.currency)
-        elif rate.stale:
+        if row.stale:
             stale.add(row.currency)
-        amounts = {name: Decimal(getattr(row, name)) for name in FLOWS}
-        month = row.value_date.strftime("%Y-%m")
-        total.add(month, row.currency, amounts, rate)
+        amounts = {name: getattr(row, name) for name in FLOWS}
+        divisor = PEGGED_TO_EUR.get(row.currency)
+        in_cad = {name: getattr(row, f"{name}_cad") for name in FLOWS}
+        if in_cad["disbursed"] is None:  # no day of the month had a rate: nothing in CAD
+            converted = None
+        elif divisor is None:
+            converted = in_cad
+        else:
+            converted = {name: EXACT.divide(amount, divisor) for name, amount in in_cad.items()}
+        total.add(row.month, row.currency, amounts, converted)
         if sel.group_by:
-            groups[key_of(sel, row)].add(month, row.currency, amounts, rate)
+            groups[key_of(sel, row)].add(row.month, row.currency, amounts, converted)
     return FlowsReport(sel, start, total, dict(groups), stale, missing)

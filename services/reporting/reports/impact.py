@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.reporting.models import IMPACT_FIGURES
 from services.reporting.reports.common import (
     Rates,
     Selection,
@@ -62,6 +63,18 @@ TWO_X = """coalesce(
         coalesce(n.women_ownership_pct >= 51, false)
         OR (n.senior_managers_total > 0 AND n.senior_managers_women * 100 >= 30 * n.senior_managers_total)
         OR (n.board_seats_total > 0 AND n.board_seats_women * 100 >= 30 * n.board_seats_total), false)"""
+
+
+USE_IMPACT_DAYS = True  # read `impact_days` when nothing narrows the loans (tests compare with the detailed path)
+TOTALS_SQL = f"""
+SELECT {", ".join(f"coalesce(sum({name}), 0) AS {name}" for name in IMPACT_FIGURES)}
+FROM reporting.impact_days WHERE day <= :as_of
+"""  # noqa: S608 - fixed names only
+# the gross loan portfolio and its 2X part per currency with an active loan as of D
+GLP_SQL = """
+SELECT currency, sum(glp) AS glp, sum(two_x_glp) AS two_x_glp FROM reporting.impact_glp_days WHERE day <= :as_of
+GROUP BY currency HAVING sum(active_loans) > 0
+"""
 
 
 def _businesses_sql(sel: Selection, clause: str) -> str:
@@ -216,16 +229,23 @@ async def impact_report(session: AsyncSession, sel: Selection, principal: Princi
     clause, params = where(sel, principal, COLUMNS)
     params |= {"as_of": sel.as_of}
     # the total is counted apart: a business financed by two lenders is one business, though in two groups
-    total_sel = Selection(sel.as_of, (), sel.filters)
-    total = _counts((await session.execute(text(_businesses_sql(total_sel, clause)), params)).one())
+    if USE_IMPACT_DAYS and clause == "true":  # every loan: the totals by date the projections keep
+        total = _counts((await session.execute(text(TOTALS_SQL), params)).one())
+    else:
+        total_sel = Selection(sel.as_of, (), sel.filters)
+        total = _counts((await session.execute(text(_businesses_sql(total_sel, clause)), params)).one())
     groups: dict[tuple[Any, ...], dict[str, int]] = {}
     if sel.group_by:
         for row in await session.execute(text(_businesses_sql(sel, clause)), params):
             groups[key_of(sel, row)] = _counts(row)
     total_share = Share({})
     shares: dict[tuple[Any, ...], Share] = defaultdict(lambda: Share({}))
-    for row in await session.execute(text(_portfolio_sql(sel, clause)), params):
-        target = total_share if row.all_groups or not sel.group_by else shares[key_of(sel, row)]
-        target.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
+    if USE_IMPACT_DAYS and clause == "true" and not sel.group_by:
+        for row in await session.execute(text(GLP_SQL), params):
+            total_share.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
+    else:
+        for row in await session.execute(text(_portfolio_sql(sel, clause)), params):
+            target = total_share if row.all_groups or not sel.group_by else shares[key_of(sel, row)]
+            target.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
     rates = await closing_rates(session, total_share.by_currency, sel.as_of)
     return ImpactReport(sel, rates, total, total_share, groups, dict(shares))
