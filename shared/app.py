@@ -62,9 +62,11 @@ def create_service_app(
     extra_lifespan: Lifespan | None = None,
     hot_paths: Sequence[Callable[[ASGIApp], ASGIApp]] = (),
     configure_logs: bool = True,
+    session_settings: dict[str, str] | None = None,
 ) -> FastAPI:
     """`hot_paths`: pure ASGI middleware that answer a few busy requests before the routing (inside the request-id,
-    access-log and error middleware) and pass the rest on."""
+    access-log and error middleware) and pass the rest on. `session_settings`: PostgreSQL settings of every
+    connection of the service's pool."""
     if configure_logs:
         configure_logging(name, settings.log_level)
 
@@ -75,6 +77,7 @@ def create_service_app(
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             application_name=name,
+            session_settings=session_settings,
         )
         bind_database(app, engine)
         settle_heap()

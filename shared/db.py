@@ -40,7 +40,10 @@ def create_engine(
     max_overflow: int = 10,
     application_name: str = "fisiq",
     pool_timeout: float = POOL_TIMEOUT_SECONDS,
+    session_settings: dict[str, str] | None = None,
 ) -> AsyncEngine:
+    """`session_settings`: PostgreSQL settings every connection of the pool starts with (sent once at connect,
+    not on every transaction)."""
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
@@ -48,7 +51,7 @@ def create_engine(
         pool_pre_ping=True,
         # a request waits at most this long for a connection, then is answered 503 (busy), not left hanging
         pool_timeout=pool_timeout,
-        connect_args={"server_settings": {"application_name": application_name}},
+        connect_args={"server_settings": {**(session_settings or {}), "application_name": application_name}},
     )
     event.listen(engine.sync_engine, "handle_error", _broken_connection_is_a_disconnect)
     return engine

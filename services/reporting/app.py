@@ -8,6 +8,7 @@ from services.reporting.models import SCHEMA, events, metadata
 from services.reporting.readmodel.applications import SUBSCRIPTION as APPLICATIONS
 from services.reporting.readmodel.guarantees import SUBSCRIPTION as GUARANTEES
 from services.reporting.readmodel.portfolio import SUBSCRIPTION as PORTFOLIO
+from services.reporting.reports.common import REPORTS_SESSION
 from services.reporting.reports.reconciliation import router as reconciliation_router
 from services.reporting.reports.router import router as reports_router
 from services.reporting.settings import Settings
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
         routers=[reports_router, reconciliation_router],
         subscriptions=[PORTFOLIO, APPLICATIONS, GUARANTEES],
         configure_logs=configure_logs,
+        session_settings=REPORTS_SESSION,
     )
     app.state.peers = InternalClient(
         secret=settings.require_internal_secret(), caller="reporting", purpose="the reconciliation"

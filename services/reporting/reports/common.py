@@ -282,9 +282,7 @@ def json_response(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body)
 
 
-async def for_reports(session: AsyncSession) -> None:
-    """Settings of the report's transaction: no JIT (compiling a plan cost up to half a second for queries that
-    run in a tenth of one on the reference load) and memory for the aggregations' hashes and sorts (with the
-    server's default 4 MB they spill to disk)."""
-    await session.execute(text("SET LOCAL jit = off"))
-    await session.execute(text("SET LOCAL work_mem = '64MB'"))
+# The reporting service's connections: no JIT (compiling a plan cost up to half a second for queries that run in a
+# tenth of one on the reference load) and memory for the aggregations' hashes and sorts (with the server's default
+# 4 MB they spill to disk). Set once per connection, at connect: two round trips fewer on every report.
+REPORTS_SESSION = {"jit": "off", "work_mem": "64MB"}

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.reporting.reports.common import (
     Selection,
     cad,
-    for_reports,
     group_columns,
     key_json,
     key_of,
@@ -179,7 +178,6 @@ class FlowsReport:
 
 
 async def flows_report(session: AsyncSession, sel: Selection, start: date, principal: Principal) -> FlowsReport:
-    await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     whole = USE_DAY_TOTALS and clause == "true" and set(sel.group_by) <= {"currency"}  # every loan: day totals
     sql = _monthly_sql(_day_totals_sql(sel) if whole else _sql(sel, clause), sel)

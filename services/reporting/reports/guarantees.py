@@ -38,7 +38,6 @@ from services.reporting.reports.common import (
     Selection,
     cad,
     closing_rates,
-    for_reports,
     group_columns,
     key_json,
     key_of,
@@ -201,7 +200,6 @@ def sample_days(as_of: date, months: int = 12) -> tuple[date, list[date]]:
 
 
 async def guarantees_report(session: AsyncSession, sel: Selection, principal: Principal) -> dict[str, Any]:
-    await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     start, days = sample_days(sel.as_of)
     # the month ends up to the latest rate date are kept by the projections; the others (and D) are computed here

@@ -31,7 +31,6 @@ from services.reporting.reports.common import (
     Selection,
     cad,
     closing_rates,
-    for_reports,
     group_columns,
     key_json,
     key_of,
@@ -225,7 +224,6 @@ def _counts(row: Any) -> dict[str, int]:
 
 
 async def impact_report(session: AsyncSession, sel: Selection, principal: Principal) -> ImpactReport:
-    await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     params |= {"as_of": sel.as_of}
     # the total is counted apart: a business financed by two lenders is one business, though in two groups

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.reporting.reports.common import (
     Columns,
     Selection,
-    for_reports,
     group_columns,
     key_json,
     key_of,
@@ -152,7 +151,6 @@ class PipelineReport:
 
 
 async def pipeline_report(session: AsyncSession, sel: Selection, principal: Principal) -> PipelineReport:
-    await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     rows = (await session.execute(text(_sql(sel, clause)), {**params, "as_of": sel.as_of})).all()
     total = Funnel()

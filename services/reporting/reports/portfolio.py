@@ -23,7 +23,6 @@ from services.reporting.reports.common import (
     Selection,
     cad,
     closing_rates,
-    for_reports,
     group_columns,
     key_json,
     key_of,
@@ -252,7 +251,6 @@ class PortfolioReport:
 
 
 async def portfolio_report(session: AsyncSession, sel: Selection, principal: Principal) -> PortfolioReport:
-    await for_reports(session)
     clause, params = where(sel, principal, COLUMNS)
     rows = (
         await session.execute(text(_sql(sel, clause)), {**params, "as_of": sel.as_of, "default_dpd": DEFAULT_DPD})
