@@ -64,6 +64,11 @@ def merge(gateway_doc: dict[str, Any], service_docs: dict[str, dict[str, Any]]) 
     return merged
 
 
+# A service builds its OpenAPI document on the first request for it, which takes seconds on a busy machine; the
+# merged document is cached, so waiting for it costs only the first caller.
+FETCH_TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
 class OpenApiCache:
     def __init__(self, upstreams: dict[str, str], ttl: float) -> None:
         self.upstreams = upstreams
@@ -77,7 +82,7 @@ class OpenApiCache:
 
         async def fetch(name: str, base: str) -> tuple[str, dict[str, Any] | None]:
             try:
-                async with session.get(base + "/openapi.json", timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                async with session.get(base + "/openapi.json", timeout=FETCH_TIMEOUT) as resp:
                     if resp.status == 200:
                         return name, await resp.json()
             except (aiohttp.ClientError, TimeoutError) as exc:
