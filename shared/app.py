@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp
 
 from shared.auth import CurrentPrincipal, Principal
-from shared.db import create_engine, current_revision, make_sessionmaker
+from shared.db import create_engine, current_revision, make_sessionmaker, snapshot
 from shared.events.admin import events_admin_router
 from shared.events.consumer import Subscription
 from shared.events.feed import feed_router
@@ -46,6 +46,7 @@ def bind_database(app: FastAPI, engine: AsyncEngine, **session_kw: Any) -> None:
     """Point the app at an engine (the lifespan does this; tests bind a connection in an outer transaction)."""
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine, **session_kw)
+    app.state.snapshot_sessionmaker = make_sessionmaker(snapshot(engine), **session_kw)
 
 
 def create_service_app(

@@ -102,11 +102,14 @@ class TransactionalRoute(APIRoute):
     async def after_handler(self, request: Request, session: AsyncSession, response: Response) -> None:
         return None
 
+    sessionmaker_name = "sessionmaker"  # the `app.state` attribute whose sessionmaker serves these routes
+
     def get_route_handler(self) -> Handler:
         original = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+            state = request.app.state
+            sessionmaker: async_sessionmaker[AsyncSession] = getattr(state, self.sessionmaker_name, state.sessionmaker)
             async with sessionmaker() as session:
                 request.state.db_session = session
                 request.state.after_commit = []
@@ -131,6 +134,21 @@ class TransactionalRoute(APIRoute):
                     request.state.db_session = None
 
         return handler
+
+
+def snapshot(engine: AsyncEngine) -> AsyncEngine:
+    """The engine's connections in REPEATABLE READ, READ ONLY transactions (one `BEGIN` says both: no extra round
+    trip): every statement of a request reads the same snapshot, and nothing can be written."""
+    return engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+
+
+class SnapshotRoute(TransactionalRoute):
+    """A read-only route whose queries all see the database as of one instant: a report made of several statements
+    never mixes figures from before and after a concurrent commit (under READ COMMITTED each statement would take
+    its own snapshot). Served by `app.state.snapshot_sessionmaker` (`shared.app.bind_database` sets it); where an
+    app has none (tests bound to one connection), by its ordinary sessionmaker."""
+
+    sessionmaker_name = "snapshot_sessionmaker"
 
 
 async def current_revision(engine: AsyncEngine, schema: str) -> str | None:

@@ -23,11 +23,11 @@ from services.reporting.reports.guarantees import live_guarantees
 from services.reporting.reports.pipeline import pipeline_report
 from services.reporting.reports.portfolio import portfolio_report
 from shared.auth import STAFF_ROLES, Principal, Role, require_roles
-from shared.db import SessionDep, TransactionalRoute
+from shared.db import SessionDep, SnapshotRoute
 from shared.peers import InternalClient
 from shared.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/reporting", tags=["reconciliation"], route_class=TransactionalRoute)
+router = APIRouter(prefix="/api/v1/reporting", tags=["reconciliation"], route_class=SnapshotRoute)
 
 
 def _figure(

@@ -16,10 +16,10 @@ from services.reporting.reports.impact import impact_report
 from services.reporting.reports.pipeline import pipeline_report
 from services.reporting.reports.portfolio import portfolio_report
 from shared.auth import CurrentPrincipal
-from shared.db import SessionDep, TransactionalRoute
+from shared.db import SessionDep, SnapshotRoute
 from shared.problems import FieldError, UnprocessableContent, problem_responses
 
-router = APIRouter(prefix="/api/v1/reporting", tags=["reports"], route_class=TransactionalRoute)
+router = APIRouter(prefix="/api/v1/reporting", tags=["reports"], route_class=SnapshotRoute)
 SelectionDep = Annotated[Selection, Depends(selection)]
 CSV_AND_JSON: dict[int | str, dict[str, Any]] = {
     200: {
