@@ -9,11 +9,13 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     Date,
     Index,
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -62,6 +64,17 @@ loans = Table(
 # The loan's standing per value date: `on` until `valid_to` (exclusive; 9999-12-31 for the latest step). The
 # standing as of D is the one row with on <= D < valid_to, so an as-of report is one range scan over every loan.
 FAR_FUTURE = "9999-12-31"
+# A standing step's length class (`loan_standing.span`): k for a step of at most 2^k days (the smallest such k, up to
+# SPAN_CLASSES - 1), LONG_SPAN for a longer one and for the open step (valid_to = FAR_FUTURE, or infinity: asyncpg
+# writes date.max so). A step in force on D started within its class's length before D, so the steps in force on D
+# are, per class, one short range of `on`.
+SPAN_CLASSES = 14
+LONG_SPAN = 99
+SPAN_SQL = (
+    f"CASE WHEN valid_to >= DATE '{FAR_FUTURE}' THEN {LONG_SPAN} "  # open (the driver may store it as infinity)
+    + " ".join(f'WHEN valid_to - "on" <= {2**k} THEN {k}' for k in range(SPAN_CLASSES))
+    + f" ELSE {LONG_SPAN} END"
+)
 loan_standing = Table(
     "loan_standing",
     metadata,
@@ -71,12 +84,25 @@ loan_standing = Table(
     Column("outstanding_principal", Numeric(20, 4), nullable=False),
     Column("overdue_from", Date),
     Column("status", String(30), nullable=False),
+    Column(
+        "span",
+        SmallInteger,
+        Computed(SPAN_SQL, persisted=True),
+        comment="the step's length class: k when valid_to - on <= 2^k (k <= 13), 99 longer or open (migration 0013)",
+    ),
     # covering: the as-of scan reads the index only (migration 0006)
     Index(
         "ix_loan_standing_as_of",
         "valid_to",
         "on",
         postgresql_include=["loan_id", "outstanding_principal", "overdue_from", "status"],
+    ),
+    # the standing as of a past D: one short range of `on` per length class (`reports.common.standing_on`)
+    Index(
+        "ix_loan_standing_span",
+        "span",
+        "on",
+        postgresql_include=["loan_id", "valid_to", "outstanding_principal", "overdue_from", "status"],
     ),
     comment="LoanFactsV1.standing of every loan event; a new standing replaces the rows from its first date on",
 )
@@ -294,6 +320,16 @@ guarantee_month_ends = Table(
     Column("exposure_cad", Numeric(20, 2), nullable=False),
     Index("ix_guarantee_month_ends_month_end", "month_end", postgresql_include=["guarantee_id", "exposure_cad"]),
     comment="exposure (CAD) of each guarantee live at each month end up to the latest rate date, when not zero",
+)
+# Their sum per month end (the fund's whole exposure then), kept with them by the same refresh (`readmodel.exposure`):
+# the unfiltered report reads 11 rows instead of summing every guarantee's.
+guarantee_month_end_totals = Table(
+    "guarantee_month_end_totals",
+    metadata,
+    Column("month_end", Date, primary_key=True),
+    Column("exposure_cad", Numeric(24, 2), nullable=False),
+    Column("guarantees", Integer, nullable=False),
+    comment="sum of guarantee_month_ends per month end (and how many rows), kept by the same refresh",
 )
 
 # ------------------------------------------------------------------- from the applications and the portfolio

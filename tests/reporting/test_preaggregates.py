@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.reporting.readmodel import exposure, impact
 from services.reporting.readmodel.applications import SUBSCRIPTION as APPLICATIONS
 from services.reporting.readmodel.portfolio import FLOW_DAYS_CLEAR_SQL, FLOW_DAYS_SQL
+from services.reporting.readmodel.portfolio import SUBSCRIPTION as PORTFOLIO
 from services.reporting.reports import flows, guarantees
 from services.reporting.reports import impact as impact_report
 from shared.db import make_sessionmaker
@@ -69,6 +70,7 @@ async def kept_rows(connection: AsyncConnection) -> dict[str, list[tuple[Any, ..
     found = {}
     tables = (
         "guarantee_month_ends",
+        "guarantee_month_end_totals",
         "flow_days",
         "impact_changes",
         "impact_days",
@@ -85,6 +87,7 @@ async def recomputed(connection: AsyncConnection) -> dict[str, list[tuple[Any, .
     """The pre-aggregates recomputed from scratch (every guarantee, every day), inside a savepoint undone after."""
     async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
         await session.execute(text("DELETE FROM reporting.guarantee_month_ends"))
+        await session.execute(text("DELETE FROM reporting.guarantee_month_end_totals"))
         await exposure.refresh(session, everyone=True)
         days = [d for (d,) in await session.execute(text("SELECT DISTINCT value_date FROM reporting.loan_flows"))]
         await session.execute(text("DELETE FROM reporting.flow_days"))
@@ -97,6 +100,16 @@ async def recomputed(connection: AsyncConnection) -> dict[str, list[tuple[Any, .
     return found
 
 
+async def month_end_totals(connection: AsyncConnection) -> list[tuple[Any, ...]]:
+    """The month-end totals kept, after checking that they are the sums of the month-end rows kept."""
+    kept = [tuple(r) for r in await connection.execute(text("SELECT * FROM reporting.guarantee_month_end_totals"))]
+    summed = await connection.execute(
+        text("SELECT month_end, sum(exposure_cad), count(*) FROM reporting.guarantee_month_ends GROUP BY month_end")
+    )
+    assert sorted(kept) == sorted(tuple(r) for r in summed)
+    return sorted(kept)
+
+
 async def test_the_pre_aggregates_equal_the_detailed_path_after_backdated_events(
     api: httpx.AsyncClient, connection: AsyncConnection, scenario: list[EventEnvelope], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -104,6 +117,8 @@ async def test_the_pre_aggregates_equal_the_detailed_path_after_backdated_events
     before = await both_ways(api, monkeypatch, "guarantees", **dates)
     year = await both_ways(api, monkeypatch, "flows", **{"from": "2026-01-01", **dates})
     assert (await kept_rows(connection))["guarantee_month_ends"], "the scenario's month ends are kept"
+    totals_before = await month_end_totals(connection)
+    assert len(totals_before) >= 8
 
     # backdated: a repayment of A valued 02-20 (its standing from then on), C's repayment of 03-10 reversed, and a
     # EUR rate for 04-30 recorded late (the month end had taken 03-31's)
@@ -114,6 +129,8 @@ async def test_the_pre_aggregates_equal_the_detailed_path_after_backdated_events
         rate("EUR", date(2026, 4, 30), "1.70"),
     ]
     await apply(connection, late)
+    totals_after = await month_end_totals(connection)
+    assert totals_after != totals_before  # February to April moved
     after = await both_ways(api, monkeypatch, "guarantees", **dates)
     assert after["total"]["average_exposure_cad"] != before["total"]["average_exposure_cad"]
     moved = await both_ways(api, monkeypatch, "flows", **{"from": "2026-01-01", **dates})
@@ -135,6 +152,15 @@ async def test_the_feeds_in_another_order_keep_the_same_pre_aggregates(
     # the guarantees feed ahead of the portfolio's: guarantees on loans whose standing has not come yet
     await rebuild_from(connection, applications_events() + guarantees_events() + portfolio_events())
     assert await kept_rows(connection) == await recomputed(connection)
+    in_order = await month_end_totals(connection)
+    # the portfolio's feed replayed from the start alone (its tables and the month ends emptied, the guarantees kept)
+    async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
+        assert PORTFOLIO.reset is not None
+        await PORTFOLIO.reset(session, 0)
+        await session.commit()
+    assert await month_end_totals(connection) == []
+    await apply(connection, portfolio_events())
+    assert await month_end_totals(connection) == in_order
     answer = await both_ways(api, monkeypatch, "guarantees", as_of=str(D3))
     assert (answer["total"]["average_exposure_cad"], answer["total"]["claims_rate"]) == ("30750.00", "0.956098")
 

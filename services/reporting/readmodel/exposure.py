@@ -14,6 +14,9 @@ What changes a row, and who refreshes it (in the transaction of the change):
 - a rate (`fx.rate_recorded`, currency C, date R): the guarantees in C (in XOF and XAF for EUR) from R on, and
   when R moves the horizon past a month end, that month end for every guarantee.
 
+Their sum per month end (`guarantee_month_end_totals`, with the number of rows) follows every refresh: the rows it
+clears are taken out of the totals and the rows it writes put in, in the same transaction.
+
 The two feeds are applied by separate consumers: each takes the same transaction-level advisory lock before
 refreshing, so a refresh always reads what the other feed committed before it (no lost update between them).
 """
@@ -91,6 +94,20 @@ SELECT guarantee_id, month_end, exposure_cad FROM exposed WHERE exposure_cad <> 
 """  # noqa: S608 - fixed text; values are bound parameters
 
 
+# the month-end totals (`guarantee_month_end_totals`) follow the rows a refresh replaces: the rows about to be
+# cleared are taken out of them (sign -1), the rows refilled put in (sign 1), and a month end left with no row dropped
+TOTALS_SQL = """
+INSERT INTO reporting.guarantee_month_end_totals AS t (month_end, exposure_cad, guarantees)
+SELECT e.month_end, CAST(:sign AS integer) * sum(e.exposure_cad), CAST(:sign AS integer) * count(*)
+FROM reporting.guarantee_month_ends e JOIN reporting.guarantees g ON g.guarantee_id = e.guarantee_id
+WHERE e.month_end >= :from_day AND {target}
+GROUP BY e.month_end
+ON CONFLICT (month_end) DO UPDATE
+SET exposure_cad = t.exposure_cad + excluded.exposure_cad, guarantees = t.guarantees + excluded.guarantees
+"""
+EMPTY_TOTALS_SQL = "DELETE FROM reporting.guarantee_month_end_totals WHERE guarantees = 0"
+
+
 def statements(
     *,
     everyone: bool = False,
@@ -100,8 +117,7 @@ def statements(
     from_day: date = EVER,
 ) -> tuple[str, str, dict[str, Any]]:
     """The clearing and the refilling statements for the guarantees named, from `from_day` on, and their values."""
-    which = {"everyone": everyone, "ids": ids, "loans": loans, "currencies": currencies}
-    target = " OR ".join(TARGETS[name] for name, wanted in which.items() if wanted) or "false"
+    target = _target(everyone=everyone, ids=ids, loans=loans, currencies=currencies)
     params = {
         "ids": ids or [],
         "loans": loans or [],
@@ -113,14 +129,23 @@ def statements(
     return CLEAR_SQL.format(target=target), REFRESH_SQL.format(target=target), params
 
 
+def _target(**which: Any) -> str:
+    """The guarantees a refresh recomputes, as a condition on `g` (see TARGETS)."""
+    return " OR ".join(TARGETS[name] for name in TARGETS if which.get(name)) or "false"
+
+
 async def refresh(session: AsyncSession, **which: Any) -> None:
     """Recompute the month-end exposures of the guarantees `which` names (see `statements`)."""
     clear, refill, params = statements(**which)
+    totals = TOTALS_SQL.format(target=_target(**which))
     # the month-series' row estimate is a guess: without this the planner would JIT-compile each small refresh
     await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
+    await session.execute(text(totals), {**params, "sign": -1})
     await session.execute(text(clear), params)
     await session.execute(text(refill), params)
+    await session.execute(text(totals), {**params, "sign": 1})
+    await session.execute(text(EMPTY_TOTALS_SQL))
 
 
 def _month_end_between(first: date, last: date) -> bool:

@@ -17,6 +17,7 @@ from services.reporting.models import (
     claim_recoveries,
     claims,
     facility_terms,
+    guarantee_month_end_totals,
     guarantee_month_ends,
     guarantees,
 )
@@ -145,7 +146,7 @@ async def on_guarantees_event(session: AsyncSession, event: EventEnvelope) -> No
 
 
 async def reset_guarantees(session: AsyncSession, from_position: int) -> None:
-    await reset_tables(session, from_position, (*GUARANTEES_TABLES, guarantee_month_ends))
+    await reset_tables(session, from_position, (*GUARANTEES_TABLES, guarantee_month_ends, guarantee_month_end_totals))
 
 
 SUBSCRIPTION = Subscription(SPEC.name, SPEC.producer, SPEC.types, on_guarantees_event, reset_guarantees)

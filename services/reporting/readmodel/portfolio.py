@@ -21,6 +21,7 @@ from services.reporting.models import (
     FAR_FUTURE,
     PORTFOLIO_TABLES,
     fx_rates,
+    guarantee_month_end_totals,
     guarantee_month_ends,
     loan_flows,
     loan_standing,
@@ -219,7 +220,7 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
 
 
 async def reset_portfolio(session: AsyncSession, from_position: int) -> None:
-    await reset_tables(session, from_position, (*PORTFOLIO_TABLES, guarantee_month_ends))
+    await reset_tables(session, from_position, (*PORTFOLIO_TABLES, guarantee_month_ends, guarantee_month_end_totals))
     await impact.rebuild(session)  # no loan left: no business financed
 
 

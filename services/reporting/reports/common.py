@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.reporting.models import LONG_SPAN, SPAN_CLASSES
 from shared.auth import Principal, Role
 from shared.countries import countries
 from shared.money import PEGGED_TO_EUR, minor_units
@@ -286,3 +287,23 @@ def json_response(body: dict[str, Any]) -> JSONResponse:
 # tenth of one on the reference load) and memory for the aggregations' hashes and sorts (with the server's default
 # 4 MB they spill to disk). Set once per connection, at connect: two round trips fewer on every report.
 REPORTS_SESSION = {"jit": "off", "work_mem": "64MB"}
+
+
+# ------------------------------------------------------------------------------------------------ the standing as of D
+STANDING_COLUMNS = 'loan_id, "on", valid_to, outstanding_principal, overdue_from, status'
+
+
+def standing_on(day: str = "CAST(:as_of AS date)") -> str:
+    """A subquery of each loan's standing step in force on `day` (a SQL date expression), exactly the rows of
+    `loan_standing` with on <= day < valid_to.
+
+    A step of length class k (`loan_standing.span`: at most 2^k days) in force on `day` began within 2^k days
+    before it, so each class is one short range of the index on (span, on); the long and open steps (99) are few
+    per loan. Scanning `valid_to > day` instead reads, for a past day, nearly every step recorded since."""
+    short = [
+        f'SELECT {STANDING_COLUMNS} FROM reporting.loan_standing WHERE span = {k} AND "on" <= {day}'  # noqa: S608
+        f' AND "on" > {day} - {2**k} AND valid_to > {day}'
+        for k in range(SPAN_CLASSES)
+    ]
+    long = f'SELECT {STANDING_COLUMNS} FROM reporting.loan_standing WHERE span = {LONG_SPAN} AND "on" <= {day}'  # noqa: S608
+    return "(" + "\n    UNION ALL ".join([*short, f"{long} AND valid_to > {day}"]) + ")"

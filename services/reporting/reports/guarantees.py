@@ -42,6 +42,7 @@ from services.reporting.reports.common import (
     key_json,
     key_of,
     ratio,
+    standing_on,
     where,
 )
 from services.reporting.reports.portfolio import COLUMNS
@@ -51,19 +52,19 @@ USE_MONTH_ENDS = True  # read the month ends the projections keep (tests compare
 
 
 def _month_ends_sql(clause: str) -> str:
-    """Exposure at the month ends the projections kept (`guarantee_month_ends`, up to the latest rate date)."""
-    narrowed = clause != "true"
-    joins = (
-        """
-    JOIN reporting.guarantees g ON g.guarantee_id = e.guarantee_id
-    JOIN reporting.loans l ON l.loan_id = g.loan_id
-    LEFT JOIN reporting.businesses b ON b.business_id = l.business_id"""
-        if narrowed
-        else ""
-    )
+    """Exposure at the month ends the projections kept (`guarantee_month_ends`, up to the latest rate date; their
+    totals `guarantee_month_end_totals` when nothing narrows the guarantees)."""
+    if clause == "true":  # the whole fund: each month end's total, kept with the rows
+        return """
+SELECT t.month_end AS day, t.exposure_cad AS exposure FROM reporting.guarantee_month_end_totals t
+WHERE t.month_end = ANY(CAST(:month_ends AS date[]))
+"""
     return f"""
 SELECT e.month_end AS day, sum(e.exposure_cad) AS exposure
-FROM reporting.guarantee_month_ends e{joins}
+FROM reporting.guarantee_month_ends e
+JOIN reporting.guarantees g ON g.guarantee_id = e.guarantee_id
+JOIN reporting.loans l ON l.loan_id = g.loan_id
+LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
 WHERE e.month_end = ANY(CAST(:month_ends AS date[])) AND {clause}
 GROUP BY e.month_end
 """  # noqa: S608 - fixed fragments only; values are bound parameters
@@ -78,10 +79,9 @@ def _exposure_sql(sel: Selection, clause: str, single_day: bool = False) -> str:
     # one day (D, as a rule): the standing in force that day, the planner choosing between the as-of index and a
     # lookup per loan; several: the latest step on or before each day, one lookup each
     standing = (
-        """JOIN (
-        SELECT s.loan_id, s.outstanding_principal FROM reporting.loan_standing s
-        WHERE s.on <= CAST(:only_day AS date) AND s.valid_to > CAST(:only_day AS date) OFFSET 0
-    ) st ON st.loan_id = v.loan_id"""
+        f"""JOIN (
+        SELECT s.loan_id, s.outstanding_principal FROM {standing_on("CAST(:only_day AS date)")} s OFFSET 0
+    ) st ON st.loan_id = v.loan_id"""  # noqa: S608 - fixed fragments only
         if single_day
         else """JOIN LATERAL (
         SELECT s.outstanding_principal, s.valid_to FROM reporting.loan_standing s

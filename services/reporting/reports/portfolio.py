@@ -2,7 +2,7 @@
 PAR90 (amount and ratio), arrears aging, defaults and write-offs, in CAD at the as-of date's closing rates and per
 currency.
 
-Each loan's standing as of D is its `loan_standing` row with on <= D < valid_to. Days past due =
+Each loan's standing as of D is its `loan_standing` row with on <= D < valid_to (`common.standing_on`). Days past due =
 D − overdue_from when overdue_from < D, else 0. A loan is in the portfolio (counted, and in the GLP) when its
 standing is `active`: repaid and written-off loans are out, a loan not yet disbursed owes nothing.
 """
@@ -28,6 +28,7 @@ from services.reporting.reports.common import (
     key_of,
     local,
     ratio,
+    standing_on,
     where,
 )
 from shared.auth import Principal
@@ -103,10 +104,10 @@ WITH standing AS (
            CASE WHEN st.status = 'active' AND st.overdue_from < CAST(:as_of AS date)
                 THEN CAST(:as_of AS date) - st.overdue_from ELSE 0 END AS dpd,
            CASE WHEN l.written_off_on <= :as_of THEN l.written_off_principal END AS written_off
-    FROM reporting.loan_standing st
+    FROM {standing_on()} st
     JOIN reporting.loans l ON l.loan_id = st.loan_id
     LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
-    WHERE st.on <= :as_of AND st.valid_to > :as_of AND {clause}
+    WHERE {clause}
 )
 SELECT {", ".join([*names, "currency"])},
        {grouping} AS all_groups, GROUPING(currency) AS all_currencies,
