@@ -6,6 +6,9 @@
    first: items accepted per second; then the rate at which the portfolio's processor applied them (first push
    received → last push processed), waiting at most 300 s, counting only this phase's pushes.
 
+The platform runs as `make run` runs it: the portfolio's web process receives pushes, its push applier process
+(`services.portfolio.pushes.worker`) applies them.
+
 The loans (2,000, XOF, disbursed) are set up in-process before the clock starts. The load generator, the gateway,
 the four services and PostgreSQL share the same 2-core machine.
 """
@@ -24,7 +27,7 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import text
 
-from deploy.topology import GATEWAY, SERVICES
+from deploy.topology import GATEWAY, SERVICES, WORKERS
 from services.portfolio.lenders.schemas import LenderCreate
 from services.portfolio.lenders.service import create_lender
 from services.portfolio.loans import operations
@@ -208,7 +211,7 @@ def run() -> None:
         ports = {spec.name: free_port() for spec in (*SERVICES, GATEWAY)}
         env = platform_env(url, ports)
         lender_id, secret, loans = asyncio.run(setup(url))
-        with processes([*SERVICES, GATEWAY], env, Path(logs)):
+        with processes([*SERVICES, GATEWAY], env, Path(logs), WORKERS):
             asyncio.run(wait_closed(url))
             target = f"http://127.0.0.1:{ports[GATEWAY.name]}/webhooks/lenders/{lender_id}"
             single = asyncio.run(push_load(target, secret, loans, items=1, seconds=SECONDS))

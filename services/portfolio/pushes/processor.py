@@ -33,7 +33,7 @@ from services.portfolio.loans.models import Transaction
 from services.portfolio.loans.operations import Refused, disburse, pay
 from services.portfolio.loans.service import Ledger, Ledgers
 from services.portfolio.pushes.models import LenderPush, PushItem
-from shared.background import running
+from shared.background import log_failure, running
 from shared.db import make_sessionmaker
 from shared.events.outbox import batched
 
@@ -458,7 +458,7 @@ class Processor:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database is away, say: the push stays received and is taken again
-                log.exception("applying lender pushes failed; retrying")
+                log_failure(log, "applying lender pushes failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             # let a burst gather: many small pushes are applied together, at a fraction of the cost each
