@@ -1,4 +1,5 @@
-"""`make run`: database, migrations, bootstrap key, then the gateway and every service under one supervisor.
+"""`make run`: database, migrations, bootstrap key, then the gateway, every service and the background workers
+(`deploy/topology.py`: the portfolio's push applier) under one supervisor.
 
 Each process's lines are prefixed by its name (honcho, a Python Foreman). Ctrl-C or SIGTERM stops every process
 (honcho signals each one's process group, then kills what is left after 5 s) and the embedded database.
@@ -21,7 +22,7 @@ from honcho.printer import Printer
 
 from deploy.database import DATA_DIR, start_embedded, stop_embedded
 from deploy.migrate import migrate_all
-from deploy.topology import GATEWAY, SERVICES, ServiceSpec
+from deploy.topology import GATEWAY, SERVICES, WORKERS, ServiceSpec, with_workers
 from services.gateway.bootstrap import ensure_admin_key
 
 
@@ -91,7 +92,7 @@ def main() -> int:
         embedded, url = start_embedded(DATA_DIR / "postgres")
         print(f"embedded PostgreSQL running on its socket in {DATA_DIR / 'postgres'}", flush=True)
     try:
-        env = dict(os.environ)
+        env = with_workers(dict(os.environ))
         env["DATABASE_URL"] = url
         env.setdefault("INTERNAL_SECRET", secrets.token_urlsafe(48))
         host = env.get("SERVICES_HOST", "127.0.0.1")
@@ -107,6 +108,8 @@ def main() -> int:
         for spec in SERVICES:
             manager.add_process(spec.name, command(spec, host, port_of(spec)), env=env)
         manager.add_process(GATEWAY.name, command(GATEWAY, gateway_host, port_of(GATEWAY)), env=env)
+        for worker in WORKERS:
+            manager.add_process(worker.name, worker.command(), env=env)
         shown_host = "localhost" if gateway_host in ("127.0.0.1", "0.0.0.0") else gateway_host  # noqa: S104
         gateway_url = f"http://{shown_host}:{port_of(GATEWAY)}"
         threading.Thread(target=announce_when_ready, args=(gateway_url, admin_key), daemon=True).start()

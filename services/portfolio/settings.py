@@ -9,9 +9,13 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PORTFOLIO_", extra="ignore")
 
     port: int = 8002
-    # lenders' pushes are applied in the background, at once for those this process stored, by polling for others
+    # lenders' pushes are applied in the background, at once for those this process stored, by polling for others;
+    # false where the push applier runs as a process of its own (`python -m services.portfolio.pushes.worker`)
     pushes_enabled: bool = True
     pushes_poll_seconds: float = 0.5
+    # the push applier process: its CPU priority (added niceness: receiving pushes wins the cores) and polling
+    pushes_worker_nice: int = 5
+    pushes_worker_poll_seconds: float = 0.1
     pushes_receive_pool_size: int = 8  # database connections that store received pushes (besides the main pool)
     # the daily close of day: closes yesterday (UTC) once, checked at start and then at this interval
     close_of_day_enabled: bool = True

@@ -31,7 +31,7 @@ from deploy.database import (
 )
 from deploy.migrate import migrate_all
 from deploy.run import command
-from deploy.topology import ROOT, ServiceSpec
+from deploy.topology import ROOT, ServiceSpec, WorkerSpec, with_workers
 
 BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
 
@@ -67,10 +67,18 @@ def kept_database(name: str) -> Iterator[tuple[str, bool]]:
 
 
 @contextlib.contextmanager
-def processes(specs: Sequence[ServiceSpec], env: dict[str, str], log_dir: Path) -> Iterator[None]:
-    """Start each spec's uvicorn process (as `make run` does) and wait until each answers /readyz."""
+def processes(
+    specs: Sequence[ServiceSpec], env: dict[str, str], log_dir: Path, workers: Sequence[WorkerSpec] = ()
+) -> Iterator[None]:
+    """Start each spec's uvicorn process (as `make run` does) and wait until each answers /readyz; with `workers`,
+    those background processes too (and the settings they take over from the services, as `make run` sets them)."""
     started: list[subprocess.Popen[bytes]] = []
+    if workers:
+        env = with_workers(env)
     try:
+        for worker in workers:
+            log = (log_dir / f"{worker.name}.log").open("wb")
+            started.append(subprocess.Popen(shlex.split(worker.command()), cwd=ROOT, env=env, stdout=log, stderr=log))
         for spec in specs:
             log = (log_dir / f"{spec.name}.log").open("wb")
             started.append(
@@ -95,6 +103,10 @@ def processes(specs: Sequence[ServiceSpec], env: dict[str, str], log_dir: Path) 
                     tail = (log_dir / f"{spec.name}.log").read_text()[-2000:]
                     raise RuntimeError(f"{spec.name} did not become ready:\n{tail}")
                 time.sleep(0.2)
+        for worker, proc in zip(workers, started, strict=False):
+            if proc.poll() is not None:
+                tail = (log_dir / f"{worker.name}.log").read_text()[-2000:]
+                raise RuntimeError(f"{worker.name} stopped at its start:\n{tail}")
         yield
     finally:
         for proc in started:

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from deploy.topology import ALL, ROOT
+from deploy.topology import ALL, PUSH_APPLIER, ROOT
 from tests.support import free_port
 
 
@@ -49,13 +49,33 @@ def platform_processes(data_dir: Path, ports: dict[str, int]) -> list[psutil.Pro
     return found
 
 
+def supervised(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """Every process `make run` started (the workers have no port to find them by)."""
+    return psutil.Process(process.pid).children(recursive=True)
+
+
 def stop(process: subprocess.Popen[bytes], data_dir: Path, ports: dict[str, int]) -> None:
+    children = supervised(process)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
     deadline = time.monotonic() + 10
-    while platform_processes(data_dir, ports) and time.monotonic() < deadline:
+
+    def left() -> list[psutil.Process]:
+        return [*platform_processes(data_dir, ports), *(p for p in children if p.is_running())]
+
+    while left() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert platform_processes(data_dir, ports) == [], "processes left behind after SIGTERM"
+    assert left() == [], "processes left behind after SIGTERM"
+
+
+def check_push_applier(process: subprocess.Popen[bytes], ports: dict[str, int]) -> None:
+    """The lenders' push applier runs as a process of its own, and the portfolio's web process only receives."""
+    children = supervised(process)
+    workers = [p for p in children if p.cmdline()[1:3] == ["-m", PUSH_APPLIER.module]]
+    assert len(workers) == 1, [p.cmdline() for p in children]
+    web = [p for p in children if p.cmdline()[1:3] == ["-m", "uvicorn"] and str(ports["portfolio"]) in p.cmdline()]
+    assert web and all(p.environ().get("PORTFOLIO_PUSHES_ENABLED") == "false" for p in web)
+    assert workers[0].nice() >= web[0].nice() + 5, "the applier runs at a lower CPU priority than the web process"
 
 
 def test_make_run_serves_everything_stops_cleanly_and_keeps_its_data(tmp_path: Path) -> None:
@@ -80,6 +100,7 @@ def test_make_run_serves_everything_stops_cleanly_and_keeps_its_data(tmp_path: P
         assert created.status_code == 201, created.text
         funder = {"Authorization": f"Bearer {created.json()['key']}"}
         assert httpx.get(f"{gateway}/api/v1/reporting/whoami", headers=funder).json()["role"] == "funder"
+        check_push_applier(first, ports)
         # the embedded PostgreSQL lives in the data folder
         assert any("postgres" in " ".join(p.cmdline()) for p in platform_processes(data_dir, ports))
     finally:

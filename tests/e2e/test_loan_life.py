@@ -29,7 +29,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 from standardwebhooks.webhooks import Webhook
 
-from deploy.topology import GATEWAY, SERVICES
+from deploy.topology import GATEWAY, SERVICES, WORKERS
 from services.gateway.apikeys.schemas import ApiKeyCreate
 from services.gateway.apikeys.service import store_key
 from services.gateway.keystore import new_key
@@ -100,7 +100,7 @@ def platform(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str, Rece
     ports = {spec.name: free_port() for spec in (*SERVICES, GATEWAY)}
     env = {**platform_env(database_url, ports), "APPLICATIONS_WEBHOOKS_ALLOW_HTTP": "true"}
     try:
-        with processes([*SERVICES, GATEWAY], env, tmp_path):
+        with processes([*SERVICES, GATEWAY], env, tmp_path, WORKERS):
             yield f"http://127.0.0.1:{ports['gateway']}", key, receiver, callback.port
     finally:
         asyncio.run_coroutine_threadsafe(callback.stop(), loop).result(10)

@@ -1,14 +1,15 @@
 """`make load`: the whole platform under a bounded mix of real traffic through the gateway, with faults injected,
 then a reconciliation that proves nothing accepted was lost or counted twice.
 
-- The platform: the gateway and every service as `make run` starts them, on a scratch database of a private
+- The platform: the gateway, every service and the background workers (the portfolio's push applier) as
+  `make run` starts them, on a scratch database of a private
   embedded PostgreSQL (so that it can be restarted without touching anything else on the machine).
 - The traffic, each kind at a fixed rate for `LOAD_SECONDS` (default 300): an ICA's partner reads, an ICA's
   submissions (a draft, then its submission, each with an `Idempotency-Key` and retried like a partner system
   would), a lender's signed pushes of 1–3 repayments (retried with the same `webhook-id` until acknowledged, as
   Standard Webhooks senders do) and the fund's dashboard reads.
-- The faults (unless `LOAD_FAULTS=0`), spread over the run: `kill -9` of each service and of the gateway, each
-  restarted at once; a PostgreSQL restart; the portfolio stopped (SIGSTOP) for 8 s — a slowed upstream. For each,
+- The faults (unless `LOAD_FAULTS=0`), spread over the run: `kill -9` of each service, of the gateway and of the
+  push applier, each restarted at once; a PostgreSQL restart; the portfolio stopped (SIGSTOP) for 8 s — a slowed upstream. For each,
   the time until the platform answers again through the gateway.
 - The verdict (exit code): every push the gateway acknowledged is stored once and each of its repayments applied
   exactly once; no repayment applied that was not sent; each loan's books agree with what was pushed; each
@@ -48,7 +49,7 @@ from sqlalchemy.engine import make_url
 from deploy.database import DATA_DIR, create_database, drop_database, start_embedded, stop_embedded
 from deploy.migrate import migrate_all
 from deploy.run import command
-from deploy.topology import GATEWAY, SERVICES, ServiceSpec
+from deploy.topology import GATEWAY, SERVICES, WORKERS, ServiceSpec, WorkerSpec, with_workers
 from services.gateway.apikeys.schemas import ApiKeyCreate
 from services.gateway.apikeys.service import store_key
 from services.gateway.keystore import new_key
@@ -94,11 +95,10 @@ class Platform:
     def port(self, spec: ServiceSpec) -> int:
         return int(self.env[f"{spec.env_prefix}PORT"])
 
-    def start(self, spec: ServiceSpec) -> None:
+    def start(self, spec: ServiceSpec | WorkerSpec) -> None:
         log = (self.logs / f"{spec.name}.log").open("ab")
-        self.procs[spec.name] = subprocess.Popen(
-            shlex.split(command(spec, "127.0.0.1", self.port(spec))), env=self.env, stdout=log, stderr=log
-        )
+        argv = spec.command() if isinstance(spec, WorkerSpec) else command(spec, "127.0.0.1", self.port(spec))
+        self.procs[spec.name] = subprocess.Popen(shlex.split(argv), env=self.env, stdout=log, stderr=log)
 
     def wait_ready(self, spec: ServiceSpec, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -111,7 +111,7 @@ class Platform:
             time.sleep(0.2)
         raise RuntimeError(f"{spec.name} did not become ready")
 
-    def kill9(self, spec: ServiceSpec) -> None:
+    def kill9(self, spec: ServiceSpec | WorkerSpec) -> None:
         proc = self.procs[spec.name]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -493,9 +493,13 @@ def recover(world: World, service: str, since: float) -> float:
 
 
 async def inject(platform: Platform, server: Any, world: World, seconds: float) -> list[Fault]:
-    specs = {s.name: s for s in ALL}
+    specs: dict[str, ServiceSpec | WorkerSpec] = {s.name: s for s in (*ALL, *WORKERS)}
     plan = [
-        *((*(f"kill -9 {s.name}" for s in SERVICES), "kill -9 gateway") if "kill" in CHOSEN else ()),
+        *(
+            (*(f"kill -9 {s.name}" for s in SERVICES), "kill -9 gateway", *(f"kill -9 {w.name}" for w in WORKERS))
+            if "kill" in CHOSEN
+            else ()
+        ),
         *(("restart PostgreSQL",) if "postgres" in CHOSEN else ()),
         *(("pause portfolio 8 s",) if "pause" in CHOSEN else ()),
     ]
@@ -517,6 +521,8 @@ async def inject(platform: Platform, server: Any, world: World, seconds: float) 
                 platform.pause(specs["portfolio"], True)
                 time.sleep(8)
                 platform.pause(specs["portfolio"], False)
+            if target in {w.name for w in WORKERS}:
+                return time.monotonic() - start  # no port to ask: restarted; the verdict shows it applies again
             return recover(world, "portfolio" if target in ("PostgreSQL", "gateway") else target, start)
 
         fault.recovered_s = await asyncio.to_thread(act)
@@ -664,10 +670,12 @@ def run() -> int:
         LOGS.mkdir(parents=True)
         logs = LOGS
         ports = {spec.name: free_port() for spec in ALL}
-        env = platform_env(url, ports)
+        env = with_workers(platform_env(url, ports))  # as `make run`: the push applier in a process of its own
         platform = Platform(env, Path(logs))
         for spec in ALL:
             platform.start(spec)
+        for worker in WORKERS:
+            platform.start(worker)
         for spec in ALL:
             platform.wait_ready(spec)
         world = setup(url, f"http://127.0.0.1:{ports['gateway']}")
@@ -685,7 +693,7 @@ def run() -> int:
         problems = asyncio.run(reconcile(url, world, ledger))
         errors = [
             summary(line)
-            for spec in ALL
+            for spec in (*ALL, *WORKERS)
             for line in (Path(logs) / f"{spec.name}.log").read_text(errors="replace").splitlines()
             if '"level": "ERROR"' in line
         ]

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, any_, bindparam, event, insert, inspect, select, text
+from sqlalchemy import Table, any_, bindparam, event, inspect, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -405,10 +405,7 @@ class Ledgers:
         changed = [ledger for ledger in ledgers if ledger.detached]
         staged = [txn for ledger in changed for txn in ledger.staged]
         if staged:
-            await session.execute(
-                insert(cast(Table, Transaction.__table__)),
-                [{c: getattr(txn, c) for c in _TRANSACTION_COLUMNS} for txn in staged],
-            )
+            await session.execute(_INSERT_TRANSACTIONS, _transaction_arrays(staged))
         for ledger in changed:
             ledger.staged = []
         dirty = [ledger for ledger in changed if ledger.dirty]
@@ -463,6 +460,38 @@ _TRANSACTION_COLUMNS = (
     "outstanding_after",
     "recorded_by",
 )
+
+
+# one INSERT over arrays, whatever the number of transactions (an executemany is one statement per row, ~25 us
+# each of this process's CPU); `seq` is numbered in the order given (WITH ORDINALITY ... ORDER BY), as a flush would
+_INSERT_TRANSACTIONS = text(
+    """
+    INSERT INTO portfolio.loan_transactions (id, loan_id, lender_id, kind, amount, currency, value_date, instalment,
+                                             external_id, source, push_id, comment, split, allocation,
+                                             outstanding_after, recorded_by)
+    SELECT id, loan_id, lender_id, kind, amount, currency, value_date, instalment, external_id, source, push_id,
+           comment, CAST(split AS jsonb), CAST(allocation AS jsonb), outstanding_after, recorded_by
+    FROM unnest(CAST(:id AS uuid[]), CAST(:loan_id AS uuid[]), CAST(:lender_id AS uuid[]), CAST(:kind AS text[]),
+                CAST(:amount AS numeric[]), CAST(:currency AS text[]), CAST(:value_date AS date[]),
+                CAST(:instalment AS int[]), CAST(:external_id AS text[]), CAST(:source AS text[]),
+                CAST(:push_id AS uuid[]), CAST(:comment AS text[]), CAST(:split AS text[]), CAST(:allocation AS text[]),
+                CAST(:outstanding_after AS numeric[]), CAST(:recorded_by AS uuid[]))
+         WITH ORDINALITY AS v(id, loan_id, lender_id, kind, amount, currency, value_date, instalment, external_id,
+                              source, push_id, comment, split, allocation, outstanding_after, recorded_by, k)
+    ORDER BY k
+    """
+)
+_JSON_COLUMNS = frozenset({"split", "allocation"})
+
+
+def _transaction_arrays(staged: Sequence[Transaction]) -> dict[str, list[Any]]:
+    arrays: dict[str, list[Any]] = {}
+    for column in _TRANSACTION_COLUMNS:
+        values = [getattr(txn, column) for txn in staged]
+        if column in _JSON_COLUMNS:
+            values = [None if v is None else json.dumps(v) for v in values]
+        arrays[column] = values
+    return arrays
 
 
 async def open_ledger(session: AsyncSession, loan_id: uuid.UUID) -> Ledger | None:

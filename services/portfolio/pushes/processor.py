@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import String, any_, bindparam, literal, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -33,7 +33,7 @@ from services.portfolio.loans.models import Transaction
 from services.portfolio.loans.operations import Refused, disburse, pay
 from services.portfolio.loans.service import Ledger, Ledgers
 from services.portfolio.pushes.models import LenderPush, PushItem
-from shared.background import running
+from shared.background import log_failure, running
 from shared.db import make_sessionmaker
 from shared.events.outbox import batched
 
@@ -177,7 +177,7 @@ async def apply_pushes(session: AsyncSession, pushes: list[LenderPush], *, now: 
             # each); the objects say the same, without being marked for a flush
             set_committed_value(push, name, value)
     if rows:
-        await session.execute(insert(PushItem), rows)
+        await session.execute(_INSERT_ITEMS, {column: [row[column] for row in rows] for column in _ITEM_COLUMNS})
     await session.execute(
         text(
             """
@@ -198,6 +198,29 @@ async def apply_pushes(session: AsyncSession, pushes: list[LenderPush], *, now: 
         },
     )
     await session.flush()
+
+
+_ITEM_COLUMNS = (
+    "push_id",
+    "index",
+    "type",
+    "transaction_id",
+    "loan_id",
+    "status",
+    "reason",
+    "detail",
+    "loan_transaction_id",
+)
+# the items' outcomes in one INSERT over arrays (an executemany is one statement per item)
+_INSERT_ITEMS = text(
+    """
+    INSERT INTO portfolio.lender_push_items (push_id, index, type, transaction_id, loan_id, status, reason, detail,
+                                             loan_transaction_id)
+    SELECT * FROM unnest(CAST(:push_id AS uuid[]), CAST(:index AS int[]), CAST(:type AS text[]),
+                         CAST(:transaction_id AS text[]), CAST(:loan_id AS text[]), CAST(:status AS text[]),
+                         CAST(:reason AS text[]), CAST(:detail AS text[]), CAST(:loan_transaction_id AS uuid[]))
+    """
+)
 
 
 async def apply_push(session: AsyncSession, push: LenderPush, *, now: datetime | None = None) -> None:
@@ -458,7 +481,7 @@ class Processor:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database is away, say: the push stays received and is taken again
-                log.exception("applying lender pushes failed; retrying")
+                log_failure(log, "applying lender pushes failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             # let a burst gather: many small pushes are applied together, at a fraction of the cost each
