@@ -196,6 +196,17 @@ class Rates:
         }
 
 
+# The latest rate of each currency on or before a day: one backward step of the primary key (currency, rate_date)
+# per currency, not every rate recorded sorted (DISTINCT ON read and sorted each currency's whole history)
+LATEST_RATES_SQL = """
+SELECT c.currency, r.rate_date, r.cad_per_unit FROM unnest(CAST(:currencies AS text[])) AS c(currency)
+CROSS JOIN LATERAL (
+    SELECT f.rate_date, f.cad_per_unit FROM reporting.fx_rates f
+    WHERE f.currency = c.currency AND f.rate_date <= :on ORDER BY f.rate_date DESC LIMIT 1
+) r
+"""
+
+
 async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: date) -> Rates:
     """The closing rate of each currency on `on`: the day's, else the latest earlier one (stale); XOF and XAF from
     EUR's at the peg; CAD is 1. A currency with no rate at all is `missing` (left out of CAD sums, never zero)."""
@@ -203,10 +214,7 @@ async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: da
     lookup = sorted({"EUR" if c in PEGGED_TO_EUR else c for c in wanted if c != "CAD"})
     rows = (
         await session.execute(
-            text(
-                "SELECT DISTINCT ON (currency) currency, rate_date, cad_per_unit FROM reporting.fx_rates"
-                " WHERE currency = ANY(:currencies) AND rate_date <= :on ORDER BY currency, rate_date DESC"
-            ),
+            text(LATEST_RATES_SQL),
             {"currencies": lookup, "on": on},
         )
     ).all()
