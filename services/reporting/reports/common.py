@@ -301,17 +301,18 @@ REPORTS_SESSION = {"jit": "off", "work_mem": "64MB"}
 STANDING_COLUMNS = 'loan_id, "on", valid_to, outstanding_principal, overdue_from, status'
 
 
-def standing_on(day: str = "CAST(:as_of AS date)") -> str:
+def standing_on(day: str = "CAST(:as_of AS date)", active_only: bool = False) -> str:
     """A subquery of each loan's standing step in force on `day` (a SQL date expression), exactly the rows of
-    `loan_standing` with on <= day < valid_to.
+    `loan_standing` with on <= day < valid_to (`active_only`: those with status active, filtered in the index scans).
 
     A step of length class k (`loan_standing.span`: at most 2^k days) in force on `day` began within 2^k days
     before it, so each class is one short range of the index on (span, on); the long and open steps (99) are few
     per loan. Scanning `valid_to > day` instead reads, for a past day, nearly every step recorded since."""
+    of_status = " AND status = 'active'" if active_only else ""
     short = [
         f'SELECT {STANDING_COLUMNS} FROM reporting.loan_standing WHERE span = {k} AND "on" <= {day}'  # noqa: S608
-        f' AND "on" > {day} - {2**k} AND valid_to > {day}'
+        f' AND "on" > {day} - {2**k} AND valid_to > {day}{of_status}'
         for k in range(SPAN_CLASSES)
     ]
     long = f'SELECT {STANDING_COLUMNS} FROM reporting.loan_standing WHERE span = {LONG_SPAN} AND "on" <= {day}'  # noqa: S608
-    return "(" + "\n    UNION ALL ".join([*short, f"{long} AND valid_to > {day}"]) + ")"
+    return "(" + "\n    UNION ALL ".join([*short, f"{long} AND valid_to > {day}{of_status}"]) + ")"
