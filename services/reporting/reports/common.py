@@ -59,7 +59,8 @@ class Selection:
         return {k: [str(v) for v in values] for k, values in self.filters.items()}
 
 
-def selection(
+# async: FastAPI runs a plain `def` dependency in its thread pool (a thread hop on every report for nothing)
+async def selection(
     as_of: Annotated[date | None, Query(description="the books as they stood that day (default: today, UTC)")] = None,
     group_by: Annotated[
         list[str] | None,
