@@ -208,21 +208,28 @@ CROSS JOIN LATERAL (
 """
 
 
-async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: date) -> Rates:
-    """The closing rate of each currency on `on`: the day's, else the latest earlier one (stale); XOF and XAF from
-    EUR's at the peg; CAD is 1. A currency with no rate at all is `missing` (left out of CAD sums, never zero)."""
-    wanted = sorted(set(currencies))
-    lookup = sorted({"EUR" if c in PEGGED_TO_EUR else c for c in wanted if c != "CAD"})
-    rows = (
-        await session.execute(
-            text(LATEST_RATES_SQL),
-            {"currencies": lookup, "on": on},
-        )
-    ).all()
-    latest = {r.currency: r for r in rows}
+def rate_lookup(currency: str, on: str) -> str:
+    """SQL (fixed fragments): the latest rate on or before `on` of `currency`'s base (EUR for XOF and XAF), as a
+    LATERAL subquery with columns currency (the base), rate_date, cad_per_unit; no row when none (or CAD), so that a
+    report can read its rates in the statement that reads its figures (`rates_from` builds them)."""
+    return f"""LATERAL (
+    SELECT f.currency, f.rate_date, f.cad_per_unit FROM reporting.fx_rates f
+    WHERE f.currency = CASE WHEN {currency} = ANY(CAST(:pegged AS text[])) THEN 'EUR' ELSE {currency} END
+      AND f.rate_date <= {on}
+    ORDER BY f.rate_date DESC LIMIT 1
+)"""  # noqa: S608 - fixed fragments only
+
+
+PEGGED = sorted(PEGGED_TO_EUR)  # the `:pegged` parameter of `rate_lookup`
+
+
+def rates_from(currencies: Iterable[str], latest: dict[str, Any], on: date) -> Rates:
+    """The closing rates of `currencies` on `on` from `latest`, each base currency's latest rate row (currency,
+    rate_date, cad_per_unit) on or before it: stale when earlier; XOF and XAF from EUR's at the peg; CAD is 1; a
+    currency with no rate at all is `missing` (left out of CAD sums, never zero)."""
     found: dict[str, Rate] = {}
     missing: list[str] = []
-    for c in wanted:
+    for c in sorted(set(currencies)):
         if c == "CAD":
             found[c] = Rate(c, Decimal(1), Decimal(1), on, False)
             continue
@@ -240,6 +247,14 @@ async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: da
             base if base != c else None,
         )
     return Rates(on, found, missing)
+
+
+async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: date) -> Rates:
+    """The closing rate of each currency on `on` (`rates_from`)."""
+    wanted = sorted(set(currencies))
+    lookup = sorted({"EUR" if c in PEGGED_TO_EUR else c for c in wanted if c != "CAD"})
+    rows = (await session.execute(text(LATEST_RATES_SQL), {"currencies": lookup, "on": on})).all()
+    return rates_from(wanted, {r.currency: r for r in rows}, on)
 
 
 def cad(amount: Decimal) -> str:
