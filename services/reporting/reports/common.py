@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -59,6 +60,12 @@ class Selection:
         return {k: [str(v) for v in values] for k, values in self.filters.items()}
 
 
+@cache
+def known_regions() -> frozenset[str]:
+    """Every UN M49 code some country belongs to (computed once: it walked every country on each report)."""
+    return frozenset(c for entry in countries().values() for c in entry.m49_codes)
+
+
 # async: FastAPI runs a plain `def` dependency in its thread pool (a thread hop on every report for nothing)
 async def selection(
     as_of: Annotated[date | None, Query(description="the books as they stood that day (default: today, UTC)")] = None,
@@ -85,9 +92,8 @@ async def selection(
         if code not in countries():
             raise _invalid("country", f"{code!r} is not an ISO 3166 alpha-2 country code")
         filters.setdefault("country", []).append(code)
-    known_regions = {c for entry in countries().values() for c in entry.m49_codes}
     for code in _values(region):
-        if code not in known_regions:
+        if code not in known_regions():
             raise _invalid("region", f"{code!r} is not a UN M49 region of any country")
         filters.setdefault("region", []).append(code)
     for name, raw in (("lender", lender), ("ica", ica)):
