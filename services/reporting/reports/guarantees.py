@@ -173,9 +173,9 @@ WITH covered AS (
     ) x ON x.claim_id = c.claim_id
     GROUP BY c.guarantee_id
 ), per_guarantee AS (
-    SELECT v.*, coalesce(pc.filed, 0) AS filed, coalesce(pc.filed_cad, 0) AS filed_cad,
-           coalesce(pc.paid, 0) AS paid, coalesce(pc.paid_cad, 0) AS paid_cad,
-           coalesce(pc.paid_in_period, 0) AS paid_in_period, coalesce(pc.recovered_cad, 0) AS recovered_cad
+    -- a guarantee without a claim (most of them) has NULL claim figures: the sums skip them (coalesced once, on
+    -- each sum), not add six zeros each
+    SELECT v.*, pc.filed, pc.filed_cad, pc.paid, pc.paid_cad, pc.paid_in_period, pc.recovered_cad
     FROM covered v LEFT JOIN per_claim pc ON pc.guarantee_id = v.guarantee_id
 )
 SELECT {", ".join([*names, f"{grouping} AS all_groups"])},
