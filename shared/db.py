@@ -72,7 +72,8 @@ def make_sessionmaker(bind: Any, **kw: Any) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False, **kw)
 
 
-def get_session(request: Request) -> AsyncSession:
+async def get_session(request: Request) -> AsyncSession:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop on every request for nothing
     session: AsyncSession | None = getattr(request.state, "db_session", None)
     if session is None:
         raise RuntimeError("route is not a TransactionalRoute: no session was opened for this request")

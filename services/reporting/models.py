@@ -58,6 +58,8 @@ loans = Table(
     Index("ix_loans_lender", "lender_id"),
     Index("ix_loans_ica", "ica_id"),
     Index("ix_loans_business", "business_id"),
+    # the loans written off by D, for the portfolio report (migration 0014)
+    Index("ix_loans_written_off", "written_off_on", postgresql_where=text("written_off_on IS NOT NULL")),
     comment="one row per loan: its dimensions (loan.*)",
 )
 

@@ -117,3 +117,20 @@ async def test_the_standing_by_length_class_follows_backdated_changes(
     by_class, plain = await both_ways(connection, days)
     assert by_class == plain
     assert len(plain) > 1000
+
+
+async def test_the_active_standing_by_length_class_is_the_plain_definitions_active_steps(
+    connection: AsyncConnection, scenario: list[Any]
+) -> None:
+    """The portfolio report reads only the active steps in force (`active_only`): every day of the scenario, they
+    are exactly the plain definition's steps with status active, the repaid and written-off ones left out."""
+    days = [date(2025, 12, 1) + timedelta(days=n) for n in range(400)]
+    unnest = "unnest(CAST(:days AS date[])) AS d(day)"
+    active = await connection.execute(
+        text(f"SELECT d.day, s.* FROM {unnest} CROSS JOIN LATERAL {standing_on('d.day', active_only=True)} s"),  # noqa: S608
+        {"days": days},
+    )
+    _, plain = await both_ways(connection, days)
+    statuses = {row[-1] for row in plain}
+    assert {"active", "repaid", "written_off"} <= statuses  # the scenario has each
+    assert sorted(map(tuple, active)) == [row for row in plain if row[-1] == "active"]

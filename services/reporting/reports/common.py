@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -59,7 +60,14 @@ class Selection:
         return {k: [str(v) for v in values] for k, values in self.filters.items()}
 
 
-def selection(
+@cache
+def known_regions() -> frozenset[str]:
+    """Every UN M49 code some country belongs to (computed once: it walked every country on each report)."""
+    return frozenset(c for entry in countries().values() for c in entry.m49_codes)
+
+
+# async: FastAPI runs a plain `def` dependency in its thread pool (a thread hop on every report for nothing)
+async def selection(
     as_of: Annotated[date | None, Query(description="the books as they stood that day (default: today, UTC)")] = None,
     group_by: Annotated[
         list[str] | None,
@@ -84,9 +92,8 @@ def selection(
         if code not in countries():
             raise _invalid("country", f"{code!r} is not an ISO 3166 alpha-2 country code")
         filters.setdefault("country", []).append(code)
-    known_regions = {c for entry in countries().values() for c in entry.m49_codes}
     for code in _values(region):
-        if code not in known_regions:
+        if code not in known_regions():
             raise _invalid("region", f"{code!r} is not a UN M49 region of any country")
         filters.setdefault("region", []).append(code)
     for name, raw in (("lender", lender), ("ica", ica)):
@@ -196,24 +203,39 @@ class Rates:
         }
 
 
-async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: date) -> Rates:
-    """The closing rate of each currency on `on`: the day's, else the latest earlier one (stale); XOF and XAF from
-    EUR's at the peg; CAD is 1. A currency with no rate at all is `missing` (left out of CAD sums, never zero)."""
-    wanted = sorted(set(currencies))
-    lookup = sorted({"EUR" if c in PEGGED_TO_EUR else c for c in wanted if c != "CAD"})
-    rows = (
-        await session.execute(
-            text(
-                "SELECT DISTINCT ON (currency) currency, rate_date, cad_per_unit FROM reporting.fx_rates"
-                " WHERE currency = ANY(:currencies) AND rate_date <= :on ORDER BY currency, rate_date DESC"
-            ),
-            {"currencies": lookup, "on": on},
-        )
-    ).all()
-    latest = {r.currency: r for r in rows}
+# The latest rate of each currency on or before a day: one backward step of the primary key (currency, rate_date)
+# per currency, not every rate recorded sorted (DISTINCT ON read and sorted each currency's whole history)
+LATEST_RATES_SQL = """
+SELECT c.currency, r.rate_date, r.cad_per_unit FROM unnest(CAST(:currencies AS text[])) AS c(currency)
+CROSS JOIN LATERAL (
+    SELECT f.rate_date, f.cad_per_unit FROM reporting.fx_rates f
+    WHERE f.currency = c.currency AND f.rate_date <= :on ORDER BY f.rate_date DESC LIMIT 1
+) r
+"""
+
+
+def rate_lookup(currency: str, on: str) -> str:
+    """SQL (fixed fragments): the latest rate on or before `on` of `currency`'s base (EUR for XOF and XAF), as a
+    LATERAL subquery with columns currency (the base), rate_date, cad_per_unit; no row when none (or CAD), so that a
+    report can read its rates in the statement that reads its figures (`rates_from` builds them)."""
+    return f"""LATERAL (
+    SELECT f.currency, f.rate_date, f.cad_per_unit FROM reporting.fx_rates f
+    WHERE f.currency = CASE WHEN {currency} = ANY(CAST(:pegged AS text[])) THEN 'EUR' ELSE {currency} END
+      AND f.rate_date <= {on}
+    ORDER BY f.rate_date DESC LIMIT 1
+)"""  # noqa: S608 - fixed fragments only
+
+
+PEGGED = sorted(PEGGED_TO_EUR)  # the `:pegged` parameter of `rate_lookup`
+
+
+def rates_from(currencies: Iterable[str], latest: dict[str, Any], on: date) -> Rates:
+    """The closing rates of `currencies` on `on` from `latest`, each base currency's latest rate row (currency,
+    rate_date, cad_per_unit) on or before it: stale when earlier; XOF and XAF from EUR's at the peg; CAD is 1; a
+    currency with no rate at all is `missing` (left out of CAD sums, never zero)."""
     found: dict[str, Rate] = {}
     missing: list[str] = []
-    for c in wanted:
+    for c in sorted(set(currencies)):
         if c == "CAD":
             found[c] = Rate(c, Decimal(1), Decimal(1), on, False)
             continue
@@ -231,6 +253,14 @@ async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: da
             base if base != c else None,
         )
     return Rates(on, found, missing)
+
+
+async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: date) -> Rates:
+    """The closing rate of each currency on `on` (`rates_from`)."""
+    wanted = sorted(set(currencies))
+    lookup = sorted({"EUR" if c in PEGGED_TO_EUR else c for c in wanted if c != "CAD"})
+    rows = (await session.execute(text(LATEST_RATES_SQL), {"currencies": lookup, "on": on})).all()
+    return rates_from(wanted, {r.currency: r for r in rows}, on)
 
 
 def cad(amount: Decimal) -> str:
@@ -293,17 +323,18 @@ REPORTS_SESSION = {"jit": "off", "work_mem": "64MB"}
 STANDING_COLUMNS = 'loan_id, "on", valid_to, outstanding_principal, overdue_from, status'
 
 
-def standing_on(day: str = "CAST(:as_of AS date)") -> str:
+def standing_on(day: str = "CAST(:as_of AS date)", active_only: bool = False) -> str:
     """A subquery of each loan's standing step in force on `day` (a SQL date expression), exactly the rows of
-    `loan_standing` with on <= day < valid_to.
+    `loan_standing` with on <= day < valid_to (`active_only`: those with status active, filtered in the index scans).
 
     A step of length class k (`loan_standing.span`: at most 2^k days) in force on `day` began within 2^k days
     before it, so each class is one short range of the index on (span, on); the long and open steps (99) are few
     per loan. Scanning `valid_to > day` instead reads, for a past day, nearly every step recorded since."""
+    of_status = " AND status = 'active'" if active_only else ""
     short = [
         f'SELECT {STANDING_COLUMNS} FROM reporting.loan_standing WHERE span = {k} AND "on" <= {day}'  # noqa: S608
-        f' AND "on" > {day} - {2**k} AND valid_to > {day}'
+        f' AND "on" > {day} - {2**k} AND valid_to > {day}{of_status}'
         for k in range(SPAN_CLASSES)
     ]
     long = f'SELECT {STANDING_COLUMNS} FROM reporting.loan_standing WHERE span = {LONG_SPAN} AND "on" <= {day}'  # noqa: S608
-    return "(" + "\n    UNION ALL ".join([*short, f"{long} AND valid_to > {day}"]) + ")"
+    return "(" + "\n    UNION ALL ".join([*short, f"{long} AND valid_to > {day}{of_status}"]) + ")"

@@ -98,16 +98,29 @@ def _sql(sel: Selection, clause: str) -> str:
     # only fixed fragments are interpolated (dimension columns, bucket bounds); values are bound parameters
     return f"""
 WITH standing AS (
+    -- the loans active on D: every figure but the write-offs
     SELECT l.loan_id, l.business_id, l.currency, {", ".join([*groups, "true AS _"])},
            st.outstanding_principal AS outstanding,
-           st.status = 'active' AS active,
-           CASE WHEN st.status = 'active' AND st.overdue_from < CAST(:as_of AS date)
-                THEN CAST(:as_of AS date) - st.overdue_from ELSE 0 END AS dpd,
+           true AS active,
+           CASE WHEN st.overdue_from < CAST(:as_of AS date) THEN CAST(:as_of AS date) - st.overdue_from ELSE 0 END
+               AS dpd,
            CASE WHEN l.written_off_on <= :as_of THEN l.written_off_principal END AS written_off
-    FROM {standing_on()} st
+    FROM {standing_on(active_only=True)} st
     JOIN reporting.loans l ON l.loan_id = st.loan_id
     LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
     WHERE {clause}
+    UNION ALL
+    -- the loans written off by D and not active then: their write-off only. A loan neither active nor written off
+    -- on D (repaid, most of them on a current date) counts in no figure: it is not read
+    SELECT l.loan_id, l.business_id, l.currency, {", ".join([*groups, "true AS _"])},
+           st.outstanding_principal AS outstanding, false AS active, 0 AS dpd, l.written_off_principal AS written_off
+    FROM reporting.loans l
+    JOIN LATERAL (
+        SELECT s.outstanding_principal, s.valid_to, s.status FROM reporting.loan_standing s
+        WHERE s.loan_id = l.loan_id AND s."on" <= CAST(:as_of AS date) ORDER BY s."on" DESC LIMIT 1
+    ) st ON st.valid_to > CAST(:as_of AS date) AND st.status <> 'active'
+    LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
+    WHERE l.written_off_on <= :as_of AND {clause}
 )
 SELECT {", ".join([*names, "currency"])},
        {grouping} AS all_groups, GROUPING(currency) AS all_currencies,
