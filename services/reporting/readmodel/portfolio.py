@@ -35,6 +35,7 @@ from shared.contracts.portfolio import (
     LoanFactsV1,
     LoanOpenedV1,
     LoanWrittenOffV1,
+    PaymentV1,
     RecoveryReceivedV1,
     RepaymentAppliedV1,
     RepaymentReversedV1,
@@ -267,6 +268,14 @@ INSERT INTO reporting.loan_standing (loan_id, "on", valid_to, outstanding_princi
 SELECT * FROM unnest(CAST(:loan_id AS uuid[]), CAST(:on AS date[]), CAST(:valid_to AS date[]),
                      CAST(:outstanding_principal AS numeric[]), CAST(:overdue_from AS date[]), CAST(:status AS text[]))
 """
+_CONTRACTS: dict[str, type[LoanFactsV1]] = {
+    "loan.opened": LoanOpenedV1,
+    "loan.disbursed": LoanDisbursedV1,
+    "loan.repayment_applied": RepaymentAppliedV1,
+    "loan.recovery_received": RecoveryReceivedV1,
+    "loan.repayment_reversed": RepaymentReversedV1,
+    "loan.written_off": LoanWrittenOffV1,
+}
 EXTRAS = ("principal", "first_disbursed_on", "written_off_on", "written_off_principal")
 FLOW_COLUMNS = ("transaction_id", "loan_id", "kind", "value_date", "amount", "principal", "interest", "recovered")
 
@@ -295,7 +304,7 @@ class _Page:
         return True
 
     def add(self, event: EventEnvelope) -> None:
-        facts = event.parse(LoanFactsV1)
+        facts = event.parse(_CONTRACTS.get(event.type, LoanFactsV1))  # validated once, as its own type
         loan_id = facts.loan_id
         row = self.loans.setdefault(loan_id, dict.fromkeys(EXTRAS))
         row.update(
@@ -309,18 +318,18 @@ class _Page:
             currency=facts.currency,
             status=facts.status,
         )
-        if event.type == "loan.opened":
-            row["principal"] = Decimal(event.parse(LoanOpenedV1).principal)
-        elif event.type == "loan.disbursed":
-            disbursed = event.parse(LoanDisbursedV1)
+        if isinstance(facts, LoanOpenedV1):
+            row["principal"] = Decimal(facts.principal)
+        elif isinstance(facts, LoanDisbursedV1):
+            disbursed = facts
             self._flow(disbursed.transaction_id, loan_id, "disbursed", disbursed.value_date, disbursed.amount)
             first = row["first_disbursed_on"]
             row["first_disbursed_on"] = (
                 min(first, disbursed.value_date) if isinstance(first, date) else disbursed.value_date
             )
             self.businesses.add(facts.business_id)
-        elif event.type in ("loan.repayment_applied", "loan.recovery_received"):
-            paid = event.parse(RepaymentAppliedV1 if event.type == "loan.repayment_applied" else RecoveryReceivedV1)
+        elif isinstance(facts, PaymentV1):
+            paid = facts
             kind = "repaid" if event.type == "loan.repayment_applied" else "recovered"
             allocation = paid.allocation
             self._flow(
@@ -333,10 +342,10 @@ class _Page:
                 interest=allocation.interest,
                 recovered=allocation.recovered,
             )
-        elif event.type == "loan.repayment_reversed":
-            self.reversed.add(event.parse(RepaymentReversedV1).transaction_id)
-        elif event.type == "loan.written_off":
-            written_off = event.parse(LoanWrittenOffV1)
+        elif isinstance(facts, RepaymentReversedV1):
+            self.reversed.add(facts.transaction_id)
+        elif isinstance(facts, LoanWrittenOffV1):
+            written_off = facts
             row["written_off_on"] = written_off.value_date
             row["written_off_principal"] = Decimal(written_off.written_off_principal)
             amount = written_off.written_off_principal
