@@ -40,7 +40,7 @@ from shared.contracts.guarantees import (
 from shared.contracts.portfolio import LoanOpenedV1
 from shared.events.consumer import Subscription
 from shared.events.contracts import EventEnvelope
-from shared.events.outbox import publish
+from shared.events.outbox import batched, publish
 from shared.events.topology import SUBSCRIPTIONS
 from shared.money import format_amount
 from shared.peers import InternalClient
@@ -193,14 +193,20 @@ async def issue(session: AsyncSession, opened: LoanOpenedV1, fx: InternalClient,
     return guarantee
 
 
-async def follow(session: AsyncSession, event: EventEnvelope, fx: InternalClient) -> None:
+async def follow(
+    session: AsyncSession, event: EventEnvelope, fx: InternalClient, held: dict[uuid.UUID, Guarantee] | None = None
+) -> None:
     """A later loan event: the guarantee's outstanding follows the loan's; repaid releases it; a recovery after a
-    paid claim is shared."""
+    paid claim is shared. `held`: the guarantees a batch has locked already, by loan (its changes are flushed once,
+    at the end of the batch)."""
     loan_id = event.payload["loan_id"]
-    guarantee = await session.scalar(select(Guarantee).where(Guarantee.loan_id == loan_id).with_for_update())
+    guarantee = held.get(uuid.UUID(str(loan_id))) if held is not None else None
+    if guarantee is None:
+        guarantee = await session.scalar(select(Guarantee).where(Guarantee.loan_id == loan_id).with_for_update())
     if guarantee is None or guarantee.status == "refused":
         return
     if event.type == "loan.recovery_received" and guarantee.status == "paid":
+        await session.flush()  # what it reads (the capital, the claims) as this event finds them
         await share_recovery(
             session,
             fx,
@@ -218,10 +224,12 @@ async def follow(session: AsyncSession, event: EventEnvelope, fx: InternalClient
         guarantee.overdue_since = None
     previous = guarantee.outstanding_principal
     guarantee.outstanding_principal = Decimal(event.payload["outstanding_principal"])
-    await session.flush()
+    if held is None:
+        await session.flush()
     if event.type == "loan.repaid" and guarantee.status == "active":
         guarantee.status = "released"
-        await session.flush()
+        if held is None:
+            await session.flush()
         await _announce(session, guarantee, "guarantee.released")
     elif guarantee.outstanding_principal != previous:
         await _announce(
@@ -241,5 +249,26 @@ def subscription(fx: InternalClient) -> Subscription:
         else:
             await follow(session, event, fx)
 
+    async def handle_batch(session: AsyncSession, events: list[EventEnvelope]) -> None:
+        """The same as `handle` on each event in order, in fewer round trips: the page's guarantees locked at once,
+        in id order (as a transaction locking several must, against deadlocks), their changes written by one flush
+        (at commit), the events announced in two statements (`batched`)."""
+        loans = sorted({uuid.UUID(str(e.payload["loan_id"])) for e in events if e.type != "loan.opened"})
+        held: dict[uuid.UUID, Guarantee] = {}
+        if loans:
+            locked = await session.scalars(
+                select(Guarantee).where(Guarantee.loan_id.in_(loans)).order_by(Guarantee.id).with_for_update()
+            )
+            held = {g.loan_id: g for g in locked}
+        async with batched(session, event_tables):
+            for event in events:
+                if event.type == "loan.opened":
+                    await session.flush()  # what an issue reads in SQL (the live guarantees) as the events left it
+                    await handle(session, event)
+                else:
+                    await follow(session, event, fx, held)
+
     handler: Callable[[AsyncSession, EventEnvelope], Awaitable[None]] = handle
-    return Subscription(name=SPEC.name, producer=SPEC.producer, types=SPEC.types, handler=handler)
+    return Subscription(
+        name=SPEC.name, producer=SPEC.producer, types=SPEC.types, handler=handler, batch_handler=handle_batch
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -34,6 +35,7 @@ from shared.contracts.portfolio import (
     LoanFactsV1,
     LoanOpenedV1,
     LoanWrittenOffV1,
+    PaymentV1,
     RecoveryReceivedV1,
     RepaymentAppliedV1,
     RepaymentReversedV1,
@@ -219,6 +221,235 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
         await exposure.refresh(session, loans=[facts.loan_id], from_day=min(step.on for step in facts.standing))
 
 
+# ------------------------------------------------------------------------------------------- a page at a time
+# The same rows as `on_portfolio_event` on each event in feed order, in a fixed number of statements per page: the
+# loans upserted once (the last facts win), each loan's standing replacements composed here and written with one
+# delete, one update and one insert, the flows in one insert and the reversals in one update, the day totals, impact
+# and month ends recomputed once for what the page touched. What it does not compose (a rate, a flow whose
+# transaction a reversal earlier in the page named) flushes what is pending and goes through `on_portfolio_event`.
+UPSERT_LOANS_SQL = """
+INSERT INTO reporting.loans AS l (loan_id, application_id, lender_id, business_id, ica_id, country, region, currency,
+                                  status, principal, first_disbursed_on, written_off_on, written_off_principal)
+SELECT * FROM unnest(CAST(:loan_id AS uuid[]), CAST(:application_id AS uuid[]), CAST(:lender_id AS uuid[]),
+                     CAST(:business_id AS uuid[]), CAST(:ica_id AS uuid[]), CAST(:country AS text[]),
+                     CAST(:region AS text[]), CAST(:currency AS text[]), CAST(:status AS text[]),
+                     CAST(:principal AS numeric[]), CAST(:first_disbursed_on AS date[]),
+                     CAST(:written_off_on AS date[]), CAST(:written_off_principal AS numeric[]))
+ON CONFLICT (loan_id) DO UPDATE SET
+    application_id = excluded.application_id, lender_id = excluded.lender_id, business_id = excluded.business_id,
+    ica_id = excluded.ica_id, country = excluded.country, region = excluded.region, currency = excluded.currency,
+    status = excluded.status,
+    principal = coalesce(excluded.principal, l.principal),
+    first_disbursed_on = least(l.first_disbursed_on, excluded.first_disbursed_on),
+    written_off_on = coalesce(excluded.written_off_on, l.written_off_on),
+    written_off_principal = coalesce(excluded.written_off_principal, l.written_off_principal)
+"""
+FLOWS_SQL = """
+INSERT INTO reporting.loan_flows (transaction_id, loan_id, kind, value_date, amount, principal, interest, recovered)
+SELECT * FROM unnest(CAST(:transaction_id AS uuid[]), CAST(:loan_id AS uuid[]), CAST(:kind AS text[]),
+                     CAST(:value_date AS date[]), CAST(:amount AS numeric[]), CAST(:principal AS numeric[]),
+                     CAST(:interest AS numeric[]), CAST(:recovered AS numeric[]))
+ON CONFLICT DO NOTHING
+"""
+REVERSE_SQL = "UPDATE reporting.loan_flows SET reversed = true WHERE transaction_id = ANY(CAST(:ids AS uuid[])) RETURNING value_date"
+# each loan's standing from its cut on replaced: the rows from the cut go, the row before it ends at the cut
+STANDING_CLEAR_SQL = """
+DELETE FROM reporting.loan_standing s USING unnest(CAST(:loan_id AS uuid[]), CAST(:cut AS date[])) AS c(loan_id, cut)
+WHERE s.loan_id = c.loan_id AND s.on >= c.cut
+"""
+STANDING_BEFORE_SQL = """
+UPDATE reporting.loan_standing s SET valid_to = c.cut
+FROM unnest(CAST(:loan_id AS uuid[]), CAST(:cut AS date[])) AS c(loan_id, cut)
+WHERE s.loan_id = c.loan_id
+  AND s.on = (SELECT max(b.on) FROM reporting.loan_standing b WHERE b.loan_id = c.loan_id AND b.on < c.cut)
+"""
+STANDING_INSERT_SQL = """
+INSERT INTO reporting.loan_standing (loan_id, "on", valid_to, outstanding_principal, overdue_from, status)
+SELECT * FROM unnest(CAST(:loan_id AS uuid[]), CAST(:on AS date[]), CAST(:valid_to AS date[]),
+                     CAST(:outstanding_principal AS numeric[]), CAST(:overdue_from AS date[]), CAST(:status AS text[]))
+"""
+_CONTRACTS: dict[str, type[LoanFactsV1]] = {
+    "loan.opened": LoanOpenedV1,
+    "loan.disbursed": LoanDisbursedV1,
+    "loan.repayment_applied": RepaymentAppliedV1,
+    "loan.recovery_received": RecoveryReceivedV1,
+    "loan.repayment_reversed": RepaymentReversedV1,
+    "loan.written_off": LoanWrittenOffV1,
+}
+EXTRAS = ("principal", "first_disbursed_on", "written_off_on", "written_off_principal")
+FLOW_COLUMNS = ("transaction_id", "loan_id", "kind", "value_date", "amount", "principal", "interest", "recovered")
+
+
+class _Page:
+    """What a run of loan events comes to, kept until `write`."""
+
+    def __init__(self) -> None:
+        self.loans: dict[uuid.UUID, dict[str, object]] = {}  # loan → its row: the last facts, the extras merged
+        self.steps: dict[uuid.UUID, dict[date, StandingV1]] = {}  # loan → its standing from its cut on
+        self.cuts: dict[uuid.UUID, date] = {}  # loan → the earliest date a standing of the page replaced from
+        self.flows: dict[uuid.UUID, dict[str, object]] = {}  # transaction → its flow (the first one said wins)
+        self.reversed: set[uuid.UUID] = set()
+        self.days: set[date] = set()
+        self.businesses: set[uuid.UUID] = set()
+
+    def takes(self, event: EventEnvelope) -> bool:
+        """Whether the event composes with what is pending: a loan event, and not a flow whose transaction a
+        reversal earlier in the page named (the reversal must not reach it)."""
+        if not event.type.startswith("loan."):
+            return False
+        if event.type in ("loan.disbursed", "loan.repayment_applied", "loan.recovery_received"):
+            return uuid.UUID(str(event.payload["transaction_id"])) not in self.reversed
+        if event.type == "loan.written_off":
+            return uuid.uuid5(uuid.UUID(str(event.payload["loan_id"])), "written_off") not in self.reversed
+        return True
+
+    def add(self, event: EventEnvelope) -> None:
+        facts = event.parse(_CONTRACTS.get(event.type, LoanFactsV1))  # validated once, as its own type
+        loan_id = facts.loan_id
+        row = self.loans.setdefault(loan_id, dict.fromkeys(EXTRAS))
+        row.update(
+            loan_id=loan_id,
+            application_id=facts.application_id,
+            lender_id=facts.lender_id,
+            business_id=facts.business_id,
+            ica_id=facts.ica_id,
+            country=facts.country,
+            region=fund_region(facts.country),
+            currency=facts.currency,
+            status=facts.status,
+        )
+        if isinstance(facts, LoanOpenedV1):
+            row["principal"] = Decimal(facts.principal)
+        elif isinstance(facts, LoanDisbursedV1):
+            disbursed = facts
+            self._flow(disbursed.transaction_id, loan_id, "disbursed", disbursed.value_date, disbursed.amount)
+            first = row["first_disbursed_on"]
+            row["first_disbursed_on"] = (
+                min(first, disbursed.value_date) if isinstance(first, date) else disbursed.value_date
+            )
+            self.businesses.add(facts.business_id)
+        elif isinstance(facts, PaymentV1):
+            paid = facts
+            kind = "repaid" if event.type == "loan.repayment_applied" else "recovered"
+            allocation = paid.allocation
+            self._flow(
+                paid.transaction_id,
+                loan_id,
+                kind,
+                paid.value_date,
+                paid.amount,
+                principal=allocation.principal,
+                interest=allocation.interest,
+                recovered=allocation.recovered,
+            )
+        elif isinstance(facts, RepaymentReversedV1):
+            self.reversed.add(facts.transaction_id)
+        elif isinstance(facts, LoanWrittenOffV1):
+            written_off = facts
+            row["written_off_on"] = written_off.value_date
+            row["written_off_principal"] = Decimal(written_off.written_off_principal)
+            amount = written_off.written_off_principal
+            self._flow(uuid.uuid5(loan_id, "written_off"), loan_id, "written_off", written_off.value_date, amount)
+        if facts.standing:
+            # this event's steps replace the loan's from their first date on, those of the page's earlier events too
+            new = {step.on: step for step in facts.standing}
+            first = min(new)
+            kept = {on: step for on, step in self.steps.get(loan_id, {}).items() if on < first}
+            self.steps[loan_id] = kept | new
+            self.cuts[loan_id] = min(self.cuts.get(loan_id, first), first)
+
+    def _flow(
+        self,
+        transaction_id: uuid.UUID,
+        loan_id: uuid.UUID,
+        kind: str,
+        value_date: date,
+        amount: str,
+        principal: str | None = None,
+        interest: str = "0",
+        recovered: str = "0",
+    ) -> None:
+        self.days.add(value_date)  # recomputed even when the flow was known (as the per-event handler does)
+        self.flows.setdefault(
+            transaction_id,
+            {
+                "transaction_id": transaction_id,
+                "loan_id": loan_id,
+                "kind": kind,
+                "value_date": value_date,
+                "amount": Decimal(amount),
+                "principal": Decimal(amount if principal is None else principal),
+                "interest": Decimal(interest),
+                "recovered": Decimal(recovered),
+            },
+        )
+
+    async def write(self, session: AsyncSession) -> None:
+        if not self.loans:
+            return
+        if self.flows:
+            flows = list(self.flows.values())
+            await session.execute(text(FLOWS_SQL), {c: [f[c] for f in flows] for c in FLOW_COLUMNS})
+        if self.reversed:
+            undone = await session.execute(text(REVERSE_SQL), {"ids": list(self.reversed)})
+            self.days |= {day for (day,) in undone}
+        rows = list(self.loans.values())
+        await session.execute(text(UPSERT_LOANS_SQL), {c: [r[c] for r in rows] for c in rows[0]})
+        if self.cuts:
+            await self._write_standing(session)
+        if self.days:
+            days = sorted(self.days)
+            await session.execute(text(FLOW_DAYS_CLEAR_SQL), {"days": days})
+            await session.execute(text(FLOW_DAYS_SQL), {"days": days})
+        if self.businesses:
+            await impact.refresh(session, self.businesses)
+        if self.cuts:
+            await impact.refresh_glp(session, self.cuts)
+            by_day: dict[date, list[uuid.UUID]] = {}
+            for loan_id, cut in self.cuts.items():
+                by_day.setdefault(cut, []).append(loan_id)
+            for cut, loan_ids in sorted(by_day.items()):
+                await exposure.refresh(session, loans=loan_ids, from_day=cut)
+
+    async def _write_standing(self, session: AsyncSession) -> None:
+        cut_loans = list(self.cuts)
+        cuts = {"loan_id": cut_loans, "cut": [self.cuts[loan_id] for loan_id in cut_loans]}
+        await session.execute(text(STANDING_CLEAR_SQL), cuts)
+        await session.execute(text(STANDING_BEFORE_SQL), cuts)
+        columns: dict[str, list[object]] = {
+            c: [] for c in ("loan_id", "on", "valid_to", "outstanding_principal", "overdue_from", "status")
+        }
+        for loan_id in cut_loans:
+            steps = self.steps[loan_id]
+            dates = sorted(steps)
+            for i, on in enumerate(dates):
+                step = steps[on]
+                columns["loan_id"].append(loan_id)
+                columns["on"].append(on)
+                columns["valid_to"].append(dates[i + 1] if i + 1 < len(dates) else END)
+                columns["outstanding_principal"].append(Decimal(step.outstanding_principal))
+                columns["overdue_from"].append(step.overdue_from)
+                columns["status"].append(step.status)
+        await session.execute(text(STANDING_INSERT_SQL), columns)
+
+
+async def on_portfolio_events(session: AsyncSession, events: list[EventEnvelope]) -> None:
+    """The batch handler: the same rows as `on_portfolio_event` on each of `events` in order (see `_Page`)."""
+    page = _Page()
+    for event in events:
+        if page.takes(event):
+            page.add(event)
+            continue
+        if event.type == "fx.rate_recorded" or event.type.startswith("loan."):
+            await page.write(session)
+            page = _Page()
+            if page.takes(event):  # a flow a reversal earlier in the page named: it starts the next run
+                page.add(event)
+            else:
+                await on_portfolio_event(session, event)
+    await page.write(session)
+
+
 async def reset_portfolio(session: AsyncSession, from_position: int) -> None:
     await reset_tables(session, from_position, (*PORTFOLIO_TABLES, guarantee_month_ends, guarantee_month_end_totals))
     await impact.rebuild(session)  # no loan left: no business financed
@@ -233,4 +464,6 @@ async def reset_tables(session: AsyncSession, from_position: int, tables: tuple[
         await session.execute(delete(table))
 
 
-SUBSCRIPTION = Subscription(SPEC.name, SPEC.producer, SPEC.types, on_portfolio_event, reset_portfolio)
+SUBSCRIPTION = Subscription(
+    SPEC.name, SPEC.producer, SPEC.types, on_portfolio_event, reset_portfolio, batch_handler=on_portfolio_events
+)

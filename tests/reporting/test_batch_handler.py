@@ -1,0 +1,170 @@
+"""The portfolio feed's batch handler builds exactly the read model the per-event handler builds, whatever the
+pages: the scenario's events and harder ones (a second, backdated tranche; a reversal in the same page as its
+repayment and one before a flow of the same transaction; a transaction said twice; a recovery after the write-off;
+a backdated standing of several steps; an arrears event with no standing; rates between them)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reporting.readmodel.portfolio import SUBSCRIPTION as PORTFOLIO
+from shared.db import make_sessionmaker
+from shared.events.contracts import EventEnvelope
+from tests.reporting.conftest import apply, rebuild_from
+from tests.reporting.scenario import (
+    D2,
+    LOAN_A,
+    LOAN_B,
+    LOAN_C,
+    LOAN_D,
+    applications_events,
+    disbursed,
+    guarantees_events,
+    loan_event,
+    portfolio_events,
+    rate,
+    repaid,
+    reversal,
+    step,
+)
+
+TABLES = (
+    "loans",
+    "loan_standing",
+    "loan_flows",
+    "flow_days",
+    "fx_rates",
+    "impact_changes",
+    "impact_days",
+    "impact_glp_changes",
+    "impact_glp_days",
+    "guarantee_month_ends",
+    "guarantee_month_end_totals",
+)
+
+
+def harder_events() -> list[EventEnvelope]:
+    """The scenario's portfolio events with harder ones among them, in feed order."""
+    events = portfolio_events()
+    a_march = repaid(LOAN_A, "2026-03-20", "100000", "0", "11707226", "2026-03-15", "active")
+    undo_a = reversal(LOAN_A, a_march, "bounced")
+    undo_a.payload["standing"] = [step("2026-03-20", "11807226", "2026-03-15")]
+    d_early = repaid(LOAN_D, "2026-05-02", "1000", "0", "6558570", None, "active")
+    undo_d_first = reversal(LOAN_D, d_early, "sent before its repayment")  # names a transaction not known yet
+    d_again = repaid(LOAN_D, "2026-05-02", "2000", "0", "6557570", None, "active")
+    d_again.payload["transaction_id"] = d_early.payload["transaction_id"]  # said twice: the first flow stays
+    tranche = disbursed(LOAN_B, "2026-01-25", "200000.00", "2026-03-01")  # backdated: before the first tranche
+    tranche.payload["standing"] = [
+        step("2026-01-25", "200000.00", "2026-03-01"),
+        step("2026-02-01", "1200000.00", "2026-03-01"),
+    ]
+    restructured = loan_event(
+        "loan.restructured",
+        LOAN_A,
+        "2026-05-20",
+        [
+            step("2026-02-20", "11807226", "2026-03-15"),
+            step("2026-03-25", "11807226", "2026-04-15"),  # the step of 03-20 goes
+            step("2026-05-20", "11500000", None),
+        ],
+        effective_from="2026-02-20",
+        schedule_version=2,
+        reason="rescheduled",
+    )
+    arrears = loan_event(
+        "loan.in_arrears",
+        LOAN_B,
+        "2026-04-01",
+        [],
+        as_of="2026-04-01",
+        days_past_due=31,
+        bucket="31-60",
+        policy_version=1,
+    )
+    recovery = loan_event(
+        "loan.recovery_received",
+        LOAN_C,
+        "2026-09-10",
+        [step("2026-09-10", "0", None, "written_off")],
+        status="written_off",
+        transaction_id=str(uuid.uuid4()),
+        external_id=None,
+        amount="5000.00",
+        value_date="2026-09-10",
+        allocation={
+            "penalties": "0",
+            "fees": "0",
+            "interest": "0",
+            "principal": "0",
+            "credit": "0",
+            "recovered": "5000.00",
+        },
+        split={"lender": "5000.00"},
+    )
+    at = {e.event_id: i for i, e in enumerate(events)}
+    b_disbursed = next(e for e in events if e.type == "loan.disbursed" and e.aggregate_id == str(LOAN_B))
+    d_disbursed = next(e for e in events if e.type == "loan.disbursed" and e.aggregate_id == str(LOAN_D))
+    written_off = next(e for e in events if e.type == "loan.written_off")
+    out = [*events[: at[b_disbursed.event_id] + 1], tranche, arrears]
+    out += events[at[b_disbursed.event_id] + 1 : at[d_disbursed.event_id] + 1]
+    out += [a_march, undo_a, restructured, undo_d_first, d_early, d_again, rate("EUR", D2.replace(day=29), "1.58")]
+    out += [*events[at[d_disbursed.event_id] + 1 : at[written_off.event_id] + 1], recovery]
+    out += events[at[written_off.event_id] + 1 :]
+    assert len(out) == len(events) + 10
+    return out
+
+
+async def read_model(connection: AsyncConnection) -> dict[str, list[Any]]:
+    tables = {}
+    for table in TABLES:
+        rows = await connection.execute(text(f"SELECT t.* FROM reporting.{table} t ORDER BY CAST(t AS text)"))  # noqa: S608
+        tables[table] = [tuple(row) for row in rows]
+    return tables
+
+
+async def apply_in_pages(connection: AsyncConnection, events: list[EventEnvelope], sizes: list[int]) -> None:
+    """The other feeds' events first (as `applied_per_event` does), then the portfolio's in pages of `sizes`."""
+    assert PORTFOLIO.batch_handler is not None
+    await rebuild_from(connection, applications_events() + guarantees_events())
+    async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
+        i = 0
+        for size in sizes:
+            await PORTFOLIO.batch_handler(session, events[i : i + size])
+            i += size
+        assert i >= len(events)
+        await session.commit()
+
+
+async def applied_per_event(connection: AsyncConnection, events: list[EventEnvelope]) -> dict[str, list[Any]]:
+    await rebuild_from(connection, applications_events() + guarantees_events())
+    await apply(connection, events)
+    return await read_model(connection)
+
+
+async def test_the_batch_handler_builds_the_same_read_model_whatever_the_pages(connection: AsyncConnection) -> None:
+    events = harder_events()
+    expected = await applied_per_event(connection, events)
+    # not a vacuous comparison: every table has rows, the reversals and the duplicate left their marks
+    assert all(expected[table] for table in TABLES), [t for t in TABLES if not expected[t]]
+    flows = await connection.execute(
+        text("SELECT count(*) FILTER (WHERE reversed), count(*) FROM reporting.loan_flows")
+    )
+    assert tuple(flows.one()) == (1, 15)  # the 11 of the scenario, 4 more; 1 reversed
+    b = await connection.execute(
+        text("SELECT first_disbursed_on FROM reporting.loans WHERE loan_id = :l"), {"l": LOAN_B}
+    )
+    assert b.scalar_one().isoformat() == "2026-01-25"
+
+    rng = random.Random(5)
+    layouts = [[1] * len(events), [2] * len(events), [3] * len(events), [7] * len(events), [len(events)]]
+    layouts += [[rng.randint(1, 12) for _ in events] for _ in range(3)]
+    for sizes in layouts:
+        await apply_in_pages(connection, events, sizes)
+        got = await read_model(connection)
+        for table in TABLES:
+            assert got[table] == expected[table], (table, sizes[:3])
