@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import uuid
 
 import httpx
@@ -177,4 +178,28 @@ def test_json_log_lines_parse_and_carry_the_request_id() -> None:
         assert line["request_id"] == "abc123" and line["service"] == "portfolio" and line["loan_id"] == "L-1"
         assert line["message"] == "repayment applied" and line["level"] == "INFO"
     finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+
+
+def test_the_log_writer_writes_every_line_in_order_while_running() -> None:
+    """Lines are handed over without waking the writer; it still writes each one, in order, on its own."""
+    from shared import logging as shared_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    try:
+        shared_logging.configure_logging("gateway", "INFO")
+        listener = shared_logging._listener
+        assert listener is not None
+        listener.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        for n in range(2000):
+            logging.getLogger("access").info("POST /webhooks/lenders/x 202", extra={"n": n})
+        deadline = time.monotonic() + 10
+        while stream.getvalue().count("\n") < 2000 and time.monotonic() < deadline:
+            time.sleep(0.01)  # written by the writer thread, not by stopping it
+        numbers = [json.loads(line)["n"] for line in stream.getvalue().splitlines()]
+        assert numbers == list(range(2000))
+    finally:
+        shared_logging.stop_logging()
         root.handlers[:], root.level = saved[0], saved[1]
