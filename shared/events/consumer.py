@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import TextClause, and_, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import TextClause, and_, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shared.auth import SERVICE_HEADER, mint_service_token
@@ -36,6 +36,12 @@ from shared.events.feed import FeedPage
 from shared.events.tables import EventTables
 
 log = logging.getLogger("shared.events.consumer")
+# A page's event ids are looked up in the inbox as ONE array parameter (`event_id = ANY($2)`), never as `IN ($2, ...,
+# $501)`: asyncpg prepares the statement, and after five runs PostgreSQL may keep a generic plan, which for 500
+# separate parameters scanned every inbox row of the subscription and compared each with the 500 ids (1,041 ms a page
+# at 119,000 inbox rows, against 2.4 ms probing the primary key with the array): the consumers' backends spent
+# 80-95 % of their time there while pushes were applied.
+ARRAY_OF_UUID = ARRAY(UUID(as_uuid=True))
 Handler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, list[EventEnvelope]], Awaitable[None]]
 Reset = Callable[[AsyncSession, int], Awaitable[None]]
@@ -301,7 +307,10 @@ class Consumer:
                 set(
                     (
                         await session.scalars(
-                            select(inbox.c.event_id).where(inbox.c.subscription == name, inbox.c.event_id.in_(ids))
+                            select(inbox.c.event_id).where(
+                                inbox.c.subscription == name,
+                                inbox.c.event_id == any_(bindparam("ids", ids, ARRAY_OF_UUID)),
+                            )
                         )
                     ).all()
                 )
