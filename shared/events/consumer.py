@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import TextClause, and_, any_, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy import TextClause, and_, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shared.auth import SERVICE_HEADER, mint_service_token
@@ -36,12 +36,6 @@ from shared.events.feed import FeedPage
 from shared.events.tables import EventTables
 
 log = logging.getLogger("shared.events.consumer")
-# A page's event ids are looked up in the inbox as ONE array parameter (`event_id = ANY($2)`), never as `IN ($2, ...,
-# $501)`: asyncpg prepares the statement, and after five runs PostgreSQL may keep a generic plan, which for 500
-# separate parameters scanned every inbox row of the subscription and compared each with the 500 ids (1,041 ms a page
-# at 119,000 inbox rows, against 2.4 ms probing the primary key with the array): the consumers' backends spent
-# 80-95 % of their time there while pushes were applied.
-ARRAY_OF_UUID = ARRAY(UUID(as_uuid=True))
 Handler = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, list[EventEnvelope]], Awaitable[None]]
 Reset = Callable[[AsyncSession, int], Awaitable[None]]
@@ -102,6 +96,31 @@ def _inbox_statement(schema: str) -> TextClause:
         f"""
         INSERT INTO "{schema}".event_inbox (subscription, event_id, position)
         SELECT :subscription, e, p FROM unnest(CAST(:ids AS uuid[]), CAST(:positions AS bigint[])) AS x(e, p)
+        """  # noqa: S608 - the schema is the service's own constant
+    )
+
+
+CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+@functools.cache
+def _seen_statement(schema: str) -> TextClause:
+    """Which of a page's events the inbox already holds: one primary-key probe per id, written so that no other plan
+    is possible (each id's LATERAL subquery, LIMIT 1, on (subscription, event_id)). Written `event_id IN ($2, ...,
+    $501)`, or even `= ANY($2)`, PostgreSQL could plan it as a scan of every inbox row of the subscription through
+    ix_event_inbox_position, filtered by the ids: it did whenever its statistics still saw the inbox nearly empty (a
+    new subscription, a fresh database filling fast), and kept that plan for the prepared statement as the inbox
+    grew: 1,041 ms a page at 119,000 rows with `IN`, 213-281 ms at 110,000 with `ANY`, against 1-2 ms probing the
+    key (auto_explain in the pushes bench, where the consumers' backends spent 80-95 % of their time there). A
+    generic plan made while the inbox was empty could even scan it once per id: the page's transaction plans its
+    statements for their values each time (`CUSTOM_PLANS`, a fraction of a millisecond a statement), so a plan
+    always sees the tables at their present size."""
+    return text(
+        f"""
+        SELECT x.id FROM unnest(CAST(:ids AS uuid[])) AS x(id)
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM "{schema}".event_inbox i WHERE i.subscription = :name AND i.event_id = x.id LIMIT 1
+        ) found
         """  # noqa: S608 - the schema is the service's own constant
     )
 
@@ -284,7 +303,7 @@ class Consumer:
 
     async def _apply(self, page: FeedPage, *, careful: bool) -> None:
         name = self.subscription.name
-        subs, inbox, retries = self.tables.subscriptions, self.tables.inbox, self.tables.retries
+        subs, retries = self.tables.subscriptions, self.tables.retries
         applied: list[EventEnvelope] = []
         failures = 0
         async with make_sessionmaker(self.engine)() as session, session.begin():
@@ -302,18 +321,10 @@ class Consumer:
                     .distinct()
                 )
             }
+            await session.execute(CUSTOM_PLANS)  # see _seen_statement
             ids = [e.event_id for e in page.events]
             seen = (
-                set(
-                    (
-                        await session.scalars(
-                            select(inbox.c.event_id).where(
-                                inbox.c.subscription == name,
-                                inbox.c.event_id == any_(bindparam("ids", ids, ARRAY_OF_UUID)),
-                            )
-                        )
-                    ).all()
-                )
+                set((await session.scalars(_seen_statement(self.tables.schema), {"name": name, "ids": ids})).all())
                 if ids
                 else set()
             )
