@@ -194,14 +194,19 @@ async def issue(session: AsyncSession, opened: LoanOpenedV1, fx: InternalClient,
 
 
 async def follow(
-    session: AsyncSession, event: EventEnvelope, fx: InternalClient, held: dict[uuid.UUID, Guarantee] | None = None
+    session: AsyncSession,
+    event: EventEnvelope,
+    fx: InternalClient,
+    held: dict[uuid.UUID, Guarantee | None] | None = None,
 ) -> None:
     """A later loan event: the guarantee's outstanding follows the loan's; repaid releases it; a recovery after a
     paid claim is shared. `held`: the guarantees a batch has locked already, by loan (its changes are flushed once,
     at the end of the batch)."""
     loan_id = event.payload["loan_id"]
-    guarantee = held.get(uuid.UUID(str(loan_id))) if held is not None else None
-    if guarantee is None:
+    key = uuid.UUID(str(loan_id))
+    if held is not None and key in held:
+        guarantee = held[key]  # None: the loan had no guarantee when the batch locked them
+    else:
         guarantee = await session.scalar(select(Guarantee).where(Guarantee.loan_id == loan_id).with_for_update())
     if guarantee is None or guarantee.status == "refused":
         return
@@ -253,13 +258,16 @@ def subscription(fx: InternalClient) -> Subscription:
         """The same as `handle` on each event in order, in fewer round trips: the page's guarantees locked at once,
         in id order (as a transaction locking several must, against deadlocks), their changes written by one flush
         (at commit), the events announced in two statements (`batched`)."""
-        loans = sorted({uuid.UUID(str(e.payload["loan_id"])) for e in events if e.type != "loan.opened"})
-        held: dict[uuid.UUID, Guarantee] = {}
+        opened = {uuid.UUID(str(e.payload["loan_id"])) for e in events if e.type == "loan.opened"}
+        loans = sorted({uuid.UUID(str(e.payload["loan_id"])) for e in events} - opened)
+        # every loan of the page but those it opens (their guarantees are issued, then looked up, as the page goes):
+        # its guarantee locked here, or None when it has none (no lookup again for each of its events)
+        held: dict[uuid.UUID, Guarantee | None] = dict.fromkeys(loans)
         if loans:
             locked = await session.scalars(
                 select(Guarantee).where(Guarantee.loan_id.in_(loans)).order_by(Guarantee.id).with_for_update()
             )
-            held = {g.loan_id: g for g in locked}
+            held |= {g.loan_id: g for g in locked}
         async with batched(session, event_tables):
             for event in events:
                 if event.type == "loan.opened":
