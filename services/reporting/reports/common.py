@@ -205,15 +205,6 @@ class Rates:
 
 # The latest rate of each currency on or before a day: one backward step of the primary key (currency, rate_date)
 # per currency, not every rate recorded sorted (DISTINCT ON read and sorted each currency's whole history)
-LATEST_RATES_SQL = """
-SELECT c.currency, r.rate_date, r.cad_per_unit FROM unnest(CAST(:currencies AS text[])) AS c(currency)
-CROSS JOIN LATERAL (
-    SELECT f.rate_date, f.cad_per_unit FROM reporting.fx_rates f
-    WHERE f.currency = c.currency AND f.rate_date <= :on ORDER BY f.rate_date DESC LIMIT 1
-) r
-"""
-
-
 def rate_lookup(currency: str, on: str) -> str:
     """SQL (fixed fragments): the latest rate on or before `on` of `currency`'s base (EUR for XOF and XAF), as a
     LATERAL subquery with columns currency (the base), rate_date, cad_per_unit; no row when none (or CAD), so that a
@@ -227,6 +218,11 @@ def rate_lookup(currency: str, on: str) -> str:
 
 
 PEGGED = sorted(PEGGED_TO_EUR)  # the `:pegged` parameter of `rate_lookup`
+# the latest rate of each currency's base on or before `:on`, for `closing_rates`
+LATEST_RATES_SQL = f"""
+SELECT r.currency, r.rate_date, r.cad_per_unit FROM unnest(CAST(:currencies AS text[])) AS c(currency)
+CROSS JOIN {rate_lookup("c.currency", ":on")} r
+"""  # noqa: S608 - fixed fragments only
 
 
 def rates_from(currencies: Iterable[str], latest: dict[str, Any], on: date) -> Rates:
@@ -258,8 +254,11 @@ def rates_from(currencies: Iterable[str], latest: dict[str, Any], on: date) -> R
 async def closing_rates(session: AsyncSession, currencies: Iterable[str], on: date) -> Rates:
     """The closing rate of each currency on `on` (`rates_from`)."""
     wanted = sorted(set(currencies))
-    lookup = sorted({"EUR" if c in PEGGED_TO_EUR else c for c in wanted if c != "CAD"})
-    rows = (await session.execute(text(LATEST_RATES_SQL), {"currencies": lookup, "on": on})).all()
+    rows = (
+        await session.execute(
+            text(LATEST_RATES_SQL), {"currencies": [c for c in wanted if c != "CAD"], "on": on, "pegged": PEGGED}
+        )
+    ).all()
     return rates_from(wanted, {r.currency: r for r in rows}, on)
 
 

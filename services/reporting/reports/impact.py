@@ -255,12 +255,8 @@ async def impact_report(session: AsyncSession, sel: Selection, principal: Princi
             groups[key_of(sel, row)] = _counts(row)
     total_share = Share({})
     shares: dict[tuple[Any, ...], Share] = defaultdict(lambda: Share({}))
-    if USE_IMPACT_DAYS and clause == "true" and not sel.group_by:
-        for row in await session.execute(text(GLP_SQL), params):
-            total_share.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
-    else:
-        for row in await session.execute(text(_portfolio_sql(sel, clause)), params):
-            target = total_share if row.all_groups or not sel.group_by else shares[key_of(sel, row)]
-            target.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
+    for row in await session.execute(text(_portfolio_sql(sel, clause)), params):
+        target = total_share if row.all_groups or not sel.group_by else shares[key_of(sel, row)]
+        target.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
     rates = await closing_rates(session, total_share.by_currency, sel.as_of)
     return ImpactReport(sel, rates, total, total_share, groups, dict(shares))
