@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy import event, text
@@ -33,6 +34,11 @@ def async_url(url: str) -> str:
 POOL_TIMEOUT_SECONDS = 10.0
 
 
+def dumps_json(value: Any) -> str:
+    """JSON text for a `jsonb` parameter, as `json.dumps` gives it (keys that are not strings written as strings)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def create_engine(
     url: str,
     *,
@@ -52,6 +58,9 @@ def create_engine(
         # a request waits at most this long for a connection, then is answered 503 (busy), not left hanging
         pool_timeout=pool_timeout,
         connect_args={"server_settings": {**(session_settings or {}), "application_name": application_name}},
+        # jsonb in and out with orjson: a loan's book is read and written for each push that touches it
+        json_serializer=dumps_json,
+        json_deserializer=orjson.loads,
     )
     event.listen(engine.sync_engine, "handle_error", _broken_connection_is_a_disconnect)
     return engine

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.background import log_failure
+from shared.db import dumps_json
 from shared.events.contracts import EventEnvelope, contract_for
 from shared.events.tables import EventTables
 from shared.logging import request_id_var
@@ -74,7 +74,7 @@ async def publish(
             "aggregate_id": aggregate_id,
             "occurred_at": occurred_at,
             "request_id": request_id,
-            "payload": json.dumps(body),
+            "payload": dumps_json(body),
         }
         batch.rows.append(row)
         # built from values this function made and a payload the contract has just validated: not validated again
@@ -103,7 +103,7 @@ async def publish(
             "occurred_at": occurred_at,
             "producer": tables.schema,
             "request_id": request_id,
-            "payload": json.dumps(body),
+            "payload": dumps_json(body),
         },
     )
     assert seq is not None

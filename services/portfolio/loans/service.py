@@ -9,7 +9,6 @@ loan's as-of-now columns in step and announces the change, all in the caller's d
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from services.portfolio.loans.split import split
 from services.portfolio.schedules.generator import Frequency, Method
 from services.portfolio.schedules.versions import ScheduleTerms
 from shared.contracts.portfolio import LoanDisbursedV1, LoanRepaidV1  # also registers the contracts
+from shared.db import dumps_json
 from shared.events.outbox import publish
 from shared.money import format_amount
 
@@ -436,7 +436,7 @@ class Ledgers:
                 "written_off": [x.loan.written_off_principal for x in dirty],
                 "status": [x.loan.status for x in dirty],
                 "closed_on": [x.loan.closed_on for x in dirty],
-                "book": [json.dumps(x.loan.book) for x in dirty],
+                "book": [dumps_json(x.loan.book) for x in dirty],
                 "updated_at": [x.loan.updated_at for x in dirty],
             },
         )
@@ -489,7 +489,7 @@ def _transaction_arrays(staged: Sequence[Transaction]) -> dict[str, list[Any]]:
     for column in _TRANSACTION_COLUMNS:
         values = [getattr(txn, column) for txn in staged]
         if column in _JSON_COLUMNS:
-            values = [None if v is None else json.dumps(v) for v in values]
+            values = [None if v is None else dumps_json(v) for v in values]
         arrays[column] = values
     return arrays
 

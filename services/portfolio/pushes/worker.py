@@ -30,7 +30,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     engine = create_engine(
         settings.require_database_url(), pool_size=2, max_overflow=2, application_name="portfolio-push-worker"
     )
-    processor = Processor(engine, poll_seconds=settings.pushes_worker_poll_seconds, linger_seconds=0.0)
+    processor = Processor(
+        engine,
+        poll_seconds=settings.pushes_worker_poll_seconds,
+        linger_seconds=0.0,
+        batch_items=settings.pushes_worker_batch_items,
+    )
     try:
         async with processor.running():
             log.info("applying lenders' pushes (polling every %.2f s)", settings.pushes_worker_poll_seconds)
