@@ -136,10 +136,15 @@ class Book:
     last_value_date: date | None = None
     first_disbursed_on: date | None = None
     allocations: dict[int, Allocation] = field(default_factory=dict)
+    # the sum of the lines' paid principal, kept until `apply` pays a line (read several times a change, over every
+    # instalment of the schedule)
+    _principal_paid: Decimal | None = field(default=None, repr=False, compare=False)
 
     @property
     def principal_paid(self) -> Decimal:
-        return sum((line.paid_principal for line in self.lines), ZERO)
+        if self._principal_paid is None:
+            self._principal_paid = sum((line.paid_principal for line in self.lines), ZERO)
+        return self._principal_paid
 
     @property
     def interest_paid(self) -> Decimal:
@@ -170,6 +175,7 @@ class Book:
         return (on - late[0].due.due_date).days if late else 0
 
     def apply(self, entry: Entry) -> Allocation | None:
+        self._principal_paid = None  # a payment pays lines
         if self.last_value_date is None or entry.value_date > self.last_value_date:
             self.last_value_date = entry.value_date
         if entry.kind == Kind.disbursement:

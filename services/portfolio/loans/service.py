@@ -549,7 +549,8 @@ async def announce_payment(
         "external_id": txn.external_id,
         "amount": format_amount(txn.amount, loan.currency),
         "value_date": txn.value_date.isoformat(),
-        "allocation": allocation_json(allocation or Allocation(), loan.currency),
+        # as `record` wrote it on the transaction (formatted once)
+        "allocation": txn.allocation if allocation is not None else allocation_json(Allocation(), loan.currency),
         "split": txn.split,
     }
     # a plain dict: `publish` validates it against the contract (RecoveryReceivedV1 / RepaymentAppliedV1) once
