@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
-import json
 import os
 import pstats
 import sys
@@ -21,7 +20,7 @@ from services.portfolio.pushes.processor import process_next
 from services.portfolio.pushes.worker import tune_gc
 from shared.db import create_engine, make_sessionmaker
 from tests.bench.harness import scratch_database
-from tests.bench.pushes import BATCH, setup
+from tests.bench.pushes import BATCH, repayments_body, setup
 
 PUSHES = 30
 
@@ -31,20 +30,7 @@ async def store(url: str, lender_id: str, loans: list[str], round_: int) -> None
     day = today().isoformat()
     async with engine.begin() as conn:
         for n in range(PUSHES):
-            body = json.dumps(
-                {
-                    "items": [
-                        {
-                            "type": "repayment",
-                            "transaction_id": f"P{round_}-{n}-{k}",
-                            "loan_id": loans[(n * BATCH + k) % len(loans)],
-                            "amount": {"amount": "1", "currency": "XOF"},
-                            "value_date": day,
-                        }
-                        for k in range(BATCH)
-                    ]
-                }
-            ).encode()
+            body = repayments_body(f"P{round_}-{n}", loans, n, BATCH, day)
             await conn.execute(
                 text(
                     "INSERT INTO portfolio.lender_pushes (id, lender_id, webhook_id, raw_body, item_count, received_at)"

@@ -83,6 +83,25 @@ async def setup(url: str) -> tuple[str, str, list[str]]:
     return str(lender.id), secret, loan_ids
 
 
+def repayments_body(prefix: str, loans: list[str], n: int, items: int, day: str) -> bytes:
+    """A push of `items` repayments of 1 XOF valued `day`, the `n`th of its kind, spread over `loans`; transaction
+    ids start with `prefix`."""
+    return json.dumps(
+        {
+            "items": [
+                {
+                    "type": "repayment",
+                    "transaction_id": f"{prefix}-{k}",
+                    "loan_id": loans[(n * items + k) % len(loans)],
+                    "amount": {"amount": "1", "currency": "XOF"},
+                    "value_date": day,
+                }
+                for k in range(items)
+            ]
+        }
+    ).encode()
+
+
 async def push_load(
     url: str,
     secret: str,
@@ -116,20 +135,7 @@ async def push_load(
                 counter += 1
                 sent_items += items
                 n = counter
-                body = json.dumps(
-                    {
-                        "items": [
-                            {
-                                "type": "repayment",
-                                "transaction_id": f"B{items}-{w}-{n}-{k}",
-                                "loan_id": loans[(n * items + k) % len(loans)],
-                                "amount": {"amount": "1", "currency": "XOF"},
-                                "value_date": day,
-                            }
-                            for k in range(items)
-                        ]
-                    }
-                ).encode()
+                body = repayments_body(f"B{items}-{w}-{n}", loans, n, items, day)
                 headers = sign(
                     secret, msg_id=f"msg_{w}_{n}_{uuid.uuid4().hex[:6]}", timestamp=datetime.now(UTC), body=body
                 )
