@@ -85,7 +85,7 @@ def verify_principal_token(token: str, *, secret: str, audience: str) -> Princip
         principal, expires = known
         if time.time() <= expires + TOKEN_LEEWAY_SECONDS:
             return principal
-        del _verified[key]  # its signed expiry has passed: refused, as a verification would now
+        _verified.pop(key, None)  # its signed expiry has passed: refused, as a verification would now
         raise Unauthorized("the request did not come through the gateway with a valid principal")
     try:
         claims = jwt.decode(
