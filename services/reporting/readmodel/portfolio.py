@@ -59,8 +59,9 @@ def fund_region(alpha2: str) -> str:
     return next((code for code in FUND_REGIONS if code in codes), country(alpha2).region)
 
 
-async def upsert_loan(session: AsyncSession, loan: LoanFactsV1, **extra: object) -> None:
-    values = {
+def loan_row(loan: LoanFactsV1) -> dict[str, object]:
+    """The `loans` columns every loan event's facts give (the extras aside)."""
+    return {
         "loan_id": loan.loan_id,
         "application_id": loan.application_id,
         "lender_id": loan.lender_id,
@@ -71,6 +72,10 @@ async def upsert_loan(session: AsyncSession, loan: LoanFactsV1, **extra: object)
         "currency": loan.currency,
         "status": loan.status,
     }
+
+
+async def upsert_loan(session: AsyncSession, loan: LoanFactsV1, **extra: object) -> None:
+    values = loan_row(loan)
     changes = {k: v for k, v in values.items() if k != "loan_id"} | extra
     await session.execute(
         insert(loans).values(**values, **extra).on_conflict_do_update(index_elements=[loans.c.loan_id], set_=changes)
@@ -350,17 +355,7 @@ class _Page:
         facts = event.parse(_CONTRACTS.get(event.type, LoanFactsV1))  # validated once, as its own type
         loan_id = facts.loan_id
         row = self.loans.setdefault(loan_id, dict.fromkeys(EXTRAS))
-        row.update(
-            loan_id=loan_id,
-            application_id=facts.application_id,
-            lender_id=facts.lender_id,
-            business_id=facts.business_id,
-            ica_id=facts.ica_id,
-            country=facts.country,
-            region=fund_region(facts.country),
-            currency=facts.currency,
-            status=facts.status,
-        )
+        row.update(loan_row(facts))
         if isinstance(facts, LoanOpenedV1):
             row["principal"] = Decimal(facts.principal)
         elif isinstance(facts, LoanDisbursedV1):
