@@ -7,13 +7,13 @@ import contextlib
 import importlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.gateway.apikeys import service as key_service
 from services.gateway.apikeys.schemas import ApiKeyCreate
@@ -24,6 +24,7 @@ from services.gateway.settings import Settings as GatewaySettings
 from shared.app import bind_database
 from shared.auth import SERVICE_HEADER, Role, mint_service_token
 from shared.db import make_sessionmaker
+from shared.events.contracts import EventEnvelope
 from shared.peers import InternalClient
 from tests.conftest import INTERNAL_SECRET
 
@@ -179,3 +180,18 @@ def wired(connection: AsyncConnection) -> dict[str, FastAPI]:
     for name in ("guarantees", "reporting"):
         apps[name].state.peers = AsgiPeers(apps, name)
     return apps
+
+
+async def handle_in_pages(
+    session: AsyncSession,
+    batch_handler: Callable[[AsyncSession, list[EventEnvelope]], Awaitable[None]] | None,
+    events: list[EventEnvelope],
+    sizes: Sequence[int],
+) -> None:
+    """Hands `events` to a subscription's batch handler in consecutive pages of `sizes` (covering them all)."""
+    assert batch_handler is not None
+    i = 0
+    for size in sizes:
+        await batch_handler(session, events[i : i + size])
+        i += size
+    assert i >= len(events)

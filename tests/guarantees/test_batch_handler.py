@@ -17,7 +17,7 @@ from shared.db import make_sessionmaker
 from shared.events.contracts import EventEnvelope
 from tests.guarantees.test_issuance import TODAY, loan_event, new_loan, opened, setup
 from tests.guarantees.test_room import FakeFx
-from tests.support import service_app
+from tests.support import handle_in_pages, service_app
 
 
 def arrears(event_type: str, loan: dict[str, Any], outstanding: str, days: int) -> EventEnvelope:
@@ -88,12 +88,7 @@ async def run(connection: AsyncConnection, events: list[EventEnvelope], sizes: l
                 for event in events:
                     await handling.handler(session, event)
             else:
-                assert handling.batch_handler is not None
-                i = 0
-                for size in sizes:
-                    await handling.batch_handler(session, events[i : i + size])
-                    i += size
-                assert i >= len(events)
+                await handle_in_pages(session, handling.batch_handler, events, sizes)
             await session.commit()
         return await outcome(connection)
     finally:

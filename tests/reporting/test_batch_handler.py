@@ -32,6 +32,7 @@ from tests.reporting.scenario import (
     reversal,
     step,
 )
+from tests.support import handle_in_pages
 
 TABLES = (
     "loans",
@@ -129,14 +130,9 @@ async def read_model(connection: AsyncConnection) -> dict[str, list[Any]]:
 
 async def apply_in_pages(connection: AsyncConnection, events: list[EventEnvelope], sizes: list[int]) -> None:
     """The other feeds' events first (as `applied_per_event` does), then the portfolio's in pages of `sizes`."""
-    assert PORTFOLIO.batch_handler is not None
     await rebuild_from(connection, applications_events() + guarantees_events())
     async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
-        i = 0
-        for size in sizes:
-            await PORTFOLIO.batch_handler(session, events[i : i + size])
-            i += size
-        assert i >= len(events)
+        await handle_in_pages(session, PORTFOLIO.batch_handler, events, sizes)
         await session.commit()
 
 

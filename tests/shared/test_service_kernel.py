@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 from fastapi import APIRouter, FastAPI
@@ -159,17 +161,30 @@ async def test_every_log_line_of_a_request_carries_its_request_id(engine: AsyncE
     assert all(line.startswith("trace-77|") for line in lines if not line.startswith(" ")), lines
 
 
-def test_json_log_lines_parse_and_carry_the_request_id() -> None:
+@contextlib.contextmanager
+def json_logs(service: str) -> Iterator[io.StringIO]:
+    """The service's JSON logging configured, its lines written to the stream answered; the root logger restored
+    after."""
     from shared import logging as shared_logging
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     stream = io.StringIO()
     try:
-        shared_logging.configure_logging("portfolio", "INFO")
+        shared_logging.configure_logging(service, "INFO")
         listener = shared_logging._listener
         assert listener is not None
         listener.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        yield stream
+    finally:
+        shared_logging.stop_logging()
+        root.handlers[:], root.level = saved[0], saved[1]
+
+
+def test_json_log_lines_parse_and_carry_the_request_id() -> None:
+    from shared import logging as shared_logging
+
+    with json_logs("portfolio") as stream:
         token_ = shared_logging.request_id_var.set("abc123")
         logging.getLogger("portfolio.test").info("repayment applied", extra={"loan_id": "L-1"})
         shared_logging.request_id_var.reset(token_)
@@ -177,22 +192,11 @@ def test_json_log_lines_parse_and_carry_the_request_id() -> None:
         line = json.loads(stream.getvalue().splitlines()[-1])
         assert line["request_id"] == "abc123" and line["service"] == "portfolio" and line["loan_id"] == "L-1"
         assert line["message"] == "repayment applied" and line["level"] == "INFO"
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
 
 
 def test_the_log_writer_writes_every_line_in_order_while_running() -> None:
     """Lines are handed over without waking the writer; it still writes each one, in order, on its own."""
-    from shared import logging as shared_logging
-
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    stream = io.StringIO()
-    try:
-        shared_logging.configure_logging("gateway", "INFO")
-        listener = shared_logging._listener
-        assert listener is not None
-        listener.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    with json_logs("gateway") as stream:
         for n in range(2000):
             logging.getLogger("access").info("POST /webhooks/lenders/x 202", extra={"n": n})
         deadline = time.monotonic() + 10
@@ -200,6 +204,3 @@ def test_the_log_writer_writes_every_line_in_order_while_running() -> None:
             time.sleep(0.01)  # written by the writer thread, not by stopping it
         numbers = [json.loads(line)["n"] for line in stream.getvalue().splitlines()]
         assert numbers == list(range(2000))
-    finally:
-        shared_logging.stop_logging()
-        root.handlers[:], root.level = saved[0], saved[1]
