@@ -190,6 +190,29 @@ WHERE d.value_date = x.value_date AND d.currency = x.currency
 FLOW_COLUMNS = ("transaction_id", "loan_id", "kind", "value_date", "amount", "principal", "interest", "recovered")
 
 
+def flow_row(
+    transaction_id: uuid.UUID,
+    loan_id: uuid.UUID,
+    kind: str,
+    value_date: date,
+    amount: str,
+    principal: str | None = None,
+    interest: str = "0",
+    recovered: str = "0",
+) -> dict[str, object]:
+    """A `loan_flows` row (`FLOW_COLUMNS`) from an event's decimal strings; the principal is the amount unless said."""
+    return {
+        "transaction_id": transaction_id,
+        "loan_id": loan_id,
+        "kind": kind,
+        "value_date": value_date,
+        "amount": Decimal(amount),
+        "principal": Decimal(amount if principal is None else principal),
+        "interest": Decimal(interest),
+        "recovered": Decimal(recovered),
+    }
+
+
 async def write_flows(session: AsyncSession, flows: list[dict[str, object]]) -> None:
     """Records new flows (their loans' rows written already) and adds them to their day's totals."""
     if flows:
@@ -228,29 +251,18 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
     extra: dict[str, object] = {}
     flow: dict[str, object] | None = None  # the flow this event records (written once its loan's row is)
 
-    def flow_of(transaction_id: uuid.UUID, kind: str, value_date: date, amount: str, **parts: str) -> dict[str, object]:
-        return {
-            "transaction_id": transaction_id,
-            "loan_id": facts.loan_id,
-            "kind": kind,
-            "value_date": value_date,
-            "amount": Decimal(amount),
-            "principal": Decimal(parts.get("principal", amount)),
-            "interest": Decimal(parts.get("interest", "0")),
-            "recovered": Decimal(parts.get("recovered", "0")),
-        }
-
     if event.type == "loan.opened":
         extra["principal"] = event.parse(LoanOpenedV1).principal
     elif event.type == "loan.disbursed":
         disbursed = event.parse(LoanDisbursedV1)
-        flow = flow_of(disbursed.transaction_id, "disbursed", disbursed.value_date, disbursed.amount)
+        flow = flow_row(disbursed.transaction_id, facts.loan_id, "disbursed", disbursed.value_date, disbursed.amount)
         first = await session.scalar(select(loans.c.first_disbursed_on).where(loans.c.loan_id == facts.loan_id))
         extra["first_disbursed_on"] = min(first, disbursed.value_date) if first else disbursed.value_date
     elif event.type in ("loan.repayment_applied", "loan.recovery_received"):
         paid = event.parse(RepaymentAppliedV1 if event.type == "loan.repayment_applied" else RecoveryReceivedV1)
-        flow = flow_of(
+        flow = flow_row(
             paid.transaction_id,
+            facts.loan_id,
             "repaid" if event.type == "loan.repayment_applied" else "recovered",
             paid.value_date,
             paid.amount,
@@ -263,7 +275,9 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
         extra["written_off_on"] = written_off.value_date
         extra["written_off_principal"] = written_off.written_off_principal
         amount = written_off.written_off_principal
-        flow = flow_of(uuid.uuid5(facts.loan_id, "written_off"), "written_off", written_off.value_date, amount)
+        flow = flow_row(
+            uuid.uuid5(facts.loan_id, "written_off"), facts.loan_id, "written_off", written_off.value_date, amount
+        )
     await upsert_loan(session, facts, **extra)
     if flow is not None:
         await write_flows(session, [flow])
@@ -360,7 +374,7 @@ class _Page:
             row["principal"] = Decimal(facts.principal)
         elif isinstance(facts, LoanDisbursedV1):
             disbursed = facts
-            self._flow(disbursed.transaction_id, loan_id, "disbursed", disbursed.value_date, disbursed.amount)
+            self._flow(flow_row(disbursed.transaction_id, loan_id, "disbursed", disbursed.value_date, disbursed.amount))
             first = row["first_disbursed_on"]
             row["first_disbursed_on"] = (
                 min(first, disbursed.value_date) if isinstance(first, date) else disbursed.value_date
@@ -371,14 +385,16 @@ class _Page:
             kind = "repaid" if event.type == "loan.repayment_applied" else "recovered"
             allocation = paid.allocation
             self._flow(
-                paid.transaction_id,
-                loan_id,
-                kind,
-                paid.value_date,
-                paid.amount,
-                principal=allocation.principal,
-                interest=allocation.interest,
-                recovered=allocation.recovered,
+                flow_row(
+                    paid.transaction_id,
+                    loan_id,
+                    kind,
+                    paid.value_date,
+                    paid.amount,
+                    principal=allocation.principal,
+                    interest=allocation.interest,
+                    recovered=allocation.recovered,
+                )
             )
         elif isinstance(facts, RepaymentReversedV1):
             self.reversed.add(facts.transaction_id)
@@ -387,7 +403,9 @@ class _Page:
             row["written_off_on"] = written_off.value_date
             row["written_off_principal"] = Decimal(written_off.written_off_principal)
             amount = written_off.written_off_principal
-            self._flow(uuid.uuid5(loan_id, "written_off"), loan_id, "written_off", written_off.value_date, amount)
+            self._flow(
+                flow_row(uuid.uuid5(loan_id, "written_off"), loan_id, "written_off", written_off.value_date, amount)
+            )
         if facts.standing:
             # this event's steps replace the loan's from their first date on, those of the page's earlier events too
             new = {step.on: step for step in facts.standing}
@@ -396,30 +414,10 @@ class _Page:
             self.steps[loan_id] = kept | new
             self.cuts[loan_id] = min(self.cuts.get(loan_id, first), first)
 
-    def _flow(
-        self,
-        transaction_id: uuid.UUID,
-        loan_id: uuid.UUID,
-        kind: str,
-        value_date: date,
-        amount: str,
-        principal: str | None = None,
-        interest: str = "0",
-        recovered: str = "0",
-    ) -> None:
-        self.flows.setdefault(
-            transaction_id,
-            {
-                "transaction_id": transaction_id,
-                "loan_id": loan_id,
-                "kind": kind,
-                "value_date": value_date,
-                "amount": Decimal(amount),
-                "principal": Decimal(amount if principal is None else principal),
-                "interest": Decimal(interest),
-                "recovered": Decimal(recovered),
-            },
-        )
+    def _flow(self, row: dict[str, object]) -> None:
+        transaction_id = row["transaction_id"]
+        assert isinstance(transaction_id, uuid.UUID)
+        self.flows.setdefault(transaction_id, row)  # the first one said wins
 
     async def write(self, session: AsyncSession) -> None:
         if not self.loans:
