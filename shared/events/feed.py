@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import Text, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,17 +44,30 @@ class FeedPage(BaseModel):
     pruned_through: int
 
 
-async def read_feed(
+@dataclass
+class _Rows:
+    rows: list[Any]
+    head: int
+    pruned_through: int
+
+    def next_after(self, after: int) -> int:
+        position: int = self.rows[-1].position if self.rows else after
+        return position
+
+
+async def _read_rows(
     engine: AsyncEngine,
     tables: EventTables,
     *,
     after: int,
     limit: int,
-    types: set[str] | None,
     subscription: str | None,
-    ack: int | None = None,
-) -> FeedPage:
+    ack: int | None,
+    payload_as_text: bool = False,
+) -> _Rows:
     outbox, head = tables.outbox, tables.outbox_head
+    columns = [outbox.c[name] for name in _ENVELOPE_COLUMNS]
+    payload = outbox.c.payload.cast(Text).label("payload") if payload_as_text else outbox.c.payload
     # one snapshot for the pruning mark and the rows: a prune between two reads could otherwise hide a gap
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="REPEATABLE READ")
@@ -78,15 +93,73 @@ async def read_feed(
                 )
             rows = (
                 await conn.execute(
-                    select(outbox).where(outbox.c.position > after).order_by(outbox.c.position).limit(limit)
+                    select(*columns, payload).where(outbox.c.position > after).order_by(outbox.c.position).limit(limit)
                 )
             ).all()
-    events = [EventEnvelope.model_validate(row._asdict()) for row in rows]
-    next_after = events[-1].position if events else after
-    assert next_after is not None
-    if types is not None:
-        events = [e for e in events if e.type in types]
-    return FeedPage(events=events, next_after=next_after, head=state.position, pruned_through=state.pruned_through)
+    return _Rows(list(rows), state.position, state.pruned_through)
+
+
+# the envelope's columns besides its payload (`EventEnvelope`)
+_ENVELOPE_COLUMNS = (
+    "event_id",
+    "type",
+    "schema_version",
+    "aggregate_type",
+    "aggregate_id",
+    "aggregate_seq",
+    "occurred_at",
+    "producer",
+    "request_id",
+    "position",
+)
+
+
+async def read_feed(
+    engine: AsyncEngine,
+    tables: EventTables,
+    *,
+    after: int,
+    limit: int,
+    types: set[str] | None,
+    subscription: str | None,
+    ack: int | None = None,
+) -> FeedPage:
+    read = await _read_rows(engine, tables, after=after, limit=limit, subscription=subscription, ack=ack)
+    events = [EventEnvelope.model_validate(row._asdict()) for row in read.rows if types is None or row.type in types]
+    return FeedPage(
+        events=events, next_after=read.next_after(after), head=read.head, pruned_through=read.pruned_through
+    )
+
+
+async def read_feed_json(
+    engine: AsyncEngine,
+    tables: EventTables,
+    *,
+    after: int,
+    limit: int,
+    types: set[str] | None,
+    subscription: str | None,
+    ack: int | None = None,
+) -> tuple[bytes, int]:
+    """`read_feed()`'s page as the JSON a `FeedPage` reads, and its `next_after`, written straight from the rows:
+    each payload as PostgreSQL gives its `jsonb` as text, passed through (every payload was validated against its
+    contract when published), and no envelope model built. A page of 1,000 repayment events was about 100 us of
+    CPU an event, for each consumer, validating and dumping envelopes."""
+    read = await _read_rows(
+        engine, tables, after=after, limit=limit, subscription=subscription, ack=ack, payload_as_text=True
+    )
+    events = [
+        {
+            **dict(zip(_ENVELOPE_COLUMNS, row[:-1], strict=True)),  # the names as plain `str`, as orjson wants keys
+            "event_id": str(row.event_id),  # the driver's own UUID type, which orjson does not take as one
+            "payload": orjson.Fragment(row.payload),
+        }
+        for row in read.rows
+        if types is None or row.type in types
+    ]
+    next_after = read.next_after(after)
+    page = {"events": events, "next_after": next_after, "head": read.head, "pruned_through": read.pruned_through}
+    return orjson.dumps(page), next_after
 
 
 def feed_router(tables: EventTables) -> APIRouter:
@@ -107,14 +180,13 @@ def feed_router(tables: EventTables) -> APIRouter:
         signal: FeedSignal = request.app.state.feed_signal
         wanted = set(types.split(",")) if types else None
         woken = signal.current()  # taken before reading, so a stamp during the read is not missed
-        page = await read_feed(
+        body, next_after = await read_feed_json(
             engine, tables, after=after, limit=limit, types=wanted, subscription=subscription, ack=ack
         )
-        if page.next_after == after and wait > 0:
+        if next_after == after and wait > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), wait)
-            page = await read_feed(engine, tables, after=after, limit=limit, types=wanted, subscription=None)
-        # serialized once by pydantic-core, not validated again by the framework
-        return Response(page.model_dump_json(), media_type="application/json")
+            body, _ = await read_feed_json(engine, tables, after=after, limit=limit, types=wanted, subscription=None)
+        return Response(body, media_type="application/json")
 
     return router

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.applications.models import events as applications_events
 from shared.auth import SERVICE_HEADER, mint_service_token
 from shared.db import make_sessionmaker
-from shared.events.feed import read_feed
+from shared.events.feed import FeedPage, read_feed, read_feed_json
 from shared.events.outbox import publish, sequence_batch
 from tests.conftest import INTERNAL_SECRET
 from tests.events.conftest import EventsPlatform, assert_exactly_once_in_order
@@ -240,3 +240,40 @@ async def test_retention_prunes_only_what_every_subscriber_consumed(
         assert gone.status == 410 and gone.extensions["pruned_through"] == 1
     else:
         raise AssertionError("a subscriber behind the pruned events must be told, not silently skip them")
+
+
+async def test_the_feed_served_as_json_reads_as_the_same_page(engine: AsyncEngine, platform: EventsPlatform) -> None:
+    """The route writes its page straight from the rows (payloads passed through as text): a consumer reading it
+    gets the very envelopes `read_feed()` gives, filtered by type the same way, with the same next position."""
+    async with make_sessionmaker(engine)() as session:
+        for n, aggregate in enumerate(["a", "b", "a"], start=1):
+            await publish(
+                session,
+                applications_events,
+                event_type="test.recorded",
+                aggregate_type="test",
+                aggregate_id=aggregate,
+                payload=Recorded(amount=n * 1000, poison=n == 2),
+            )
+        await session.commit()
+    assert await sequence_batch(engine, applications_events) == 3
+    for types in (None, {"test.recorded"}, {"some.other"}):
+        for after in (0, 1):
+            expected = await read_feed(
+                engine, applications_events, after=after, limit=10, types=types, subscription=None
+            )
+            body, next_after = await read_feed_json(
+                engine, applications_events, after=after, limit=10, types=types, subscription=None
+            )
+            served = FeedPage.model_validate_json(body)
+            assert served == expected and next_after == expected.next_after == 3
+    assert [(e.aggregate_id, e.aggregate_seq, e.payload) for e in served.events] == []  # "some.other": none
+    assert [(e.aggregate_id, e.aggregate_seq, e.payload["amount"]) for e in expected.events] == []
+    everything = FeedPage.model_validate_json(
+        (await read_feed_json(engine, applications_events, after=0, limit=10, types=None, subscription=None))[0]
+    )
+    assert [(e.aggregate_id, e.aggregate_seq, e.payload) for e in everything.events] == [
+        ("a", 1, {"amount": 1000, "poison": False}),
+        ("b", 1, {"amount": 2000, "poison": True}),
+        ("a", 2, {"amount": 3000, "poison": False}),
+    ]
