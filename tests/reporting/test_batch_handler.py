@@ -12,18 +12,22 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.reporting.readmodel.guarantees import SUBSCRIPTION as GUARANTEES
 from services.reporting.readmodel.portfolio import SUBSCRIPTION as PORTFOLIO
 from shared.db import make_sessionmaker
 from shared.events.contracts import EventEnvelope
 from tests.reporting.conftest import apply, rebuild_from
 from tests.reporting.scenario import (
     D2,
+    G_A,
+    G_D,
     LOAN_A,
     LOAN_B,
     LOAN_C,
     LOAN_D,
     applications_events,
     disbursed,
+    guarantee_event,
     guarantees_events,
     loan_event,
     portfolio_events,
@@ -164,3 +168,75 @@ async def test_the_batch_handler_builds_the_same_read_model_whatever_the_pages(c
         got = await read_model(connection)
         for table in TABLES:
             assert got[table] == expected[table], (table, sizes[:3])
+
+
+GUARANTEE_TABLES = (
+    "guarantees",
+    "claims",
+    "claim_recoveries",
+    "capital_entries",
+    "facility_terms",
+    "guarantee_month_ends",
+    "guarantee_month_end_totals",
+)
+
+
+def guarantee_feed() -> list[EventEnvelope]:
+    """The scenario's guarantees events, with runs of `guarantee.exposure_changed` among them: several on one
+    guarantee (its last facts win); one changing what a guarantee's month-end exposures depend on (G_A's cap, down
+    to 5,000.00, which caps them); one changing it (G_D's coverage) and, further on, one changing it back."""
+    events = guarantees_events()
+    more = [
+        guarantee_event("guarantee.exposure_changed", G_A, LOAN_A, "2026-02-20", outstanding_principal="11807226"),
+        guarantee_event("guarantee.exposure_changed", G_D, LOAN_D, "2026-05-02", coverage_pct="40.00"),
+        guarantee_event("guarantee.exposure_changed", G_A, LOAN_A, "2026-03-20", cap_cad="5000.00"),
+        guarantee_event(
+            "guarantee.exposure_changed", G_A, LOAN_A, "2026-04-20", cap_cad="5000.00", outstanding_principal="1"
+        ),
+    ]
+    back = guarantee_event("guarantee.exposure_changed", G_D, LOAN_D, "2026-06-02", outstanding_principal="1")
+    at = next(i for i, e in enumerate(events) if e.type == "guarantee.exposure_changed")
+    return [*events[: at + 1], *more, *events[at + 1 : at + 3], back, *events[at + 3 :]]
+
+
+async def guarantees_read_model(connection: AsyncConnection) -> dict[str, list[Any]]:
+    tables = {}
+    for table in GUARANTEE_TABLES:
+        rows = await connection.execute(text(f"SELECT t.* FROM reporting.{table} t ORDER BY CAST(t AS text)"))  # noqa: S608
+        tables[table] = [tuple(row) for row in rows]
+    return tables
+
+
+async def test_the_guarantees_batch_handler_builds_the_same_read_model_whatever_the_pages(
+    connection: AsyncConnection,
+) -> None:
+    events = guarantee_feed()
+    await rebuild_from(connection, applications_events() + portfolio_events() + events)
+    expected = await guarantees_read_model(connection)
+    empty = [t for t in GUARANTEE_TABLES if not expected[t]]
+    assert empty == ["facility_terms"], empty  # the scenario sets no facility terms
+    # not vacuous: G_A's new cap reached its month ends (they were up to 12,000.00); G_D is back at 50 %
+    capped = await connection.execute(
+        text(
+            "SELECT g.cap_cad, max(e.exposure_cad) FROM reporting.guarantees g JOIN reporting.guarantee_month_ends e"
+            " USING (guarantee_id) WHERE g.guarantee_id = :g GROUP BY g.cap_cad"
+        ),
+        {"g": G_A},
+    )
+    assert [tuple(map(str, row)) for row in capped] == [("5000.00", "5000.00")]
+    back = await connection.scalar(
+        text("SELECT coverage_pct FROM reporting.guarantees WHERE guarantee_id = :g"), {"g": G_D}
+    )
+    assert str(back) == "50.00"
+
+    rng = random.Random(7)
+    layouts = [[1] * len(events), [2] * len(events), [5] * len(events), [len(events)]]
+    layouts += [[rng.randint(1, 6) for _ in events] for _ in range(3)]
+    for sizes in layouts:
+        await rebuild_from(connection, applications_events() + portfolio_events())
+        async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
+            await handle_in_pages(session, GUARANTEES.batch_handler, events, sizes)
+            await session.commit()
+        got = await guarantees_read_model(connection)
+        for table in GUARANTEE_TABLES:
+            assert got[table] == expected[table], (table, sizes[:4])
