@@ -40,7 +40,7 @@ from shared.contracts.guarantees import (
 from shared.contracts.portfolio import LoanOpenedV1
 from shared.events.consumer import Subscription
 from shared.events.contracts import EventEnvelope
-from shared.events.outbox import batched, publish
+from shared.events.outbox import batched, emit
 from shared.events.topology import SUBSCRIPTIONS
 from shared.money import format_amount
 from shared.peers import InternalClient
@@ -66,7 +66,7 @@ def facts(g: Guarantee) -> dict[str, object]:
 
 
 async def _announce(session: AsyncSession, g: Guarantee, event_type: str, **extra: object) -> None:
-    await publish(
+    await emit(  # in a page's batch: validated and written to JSON in one step
         session,
         event_tables,
         event_type=event_type,
