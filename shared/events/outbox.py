@@ -66,7 +66,9 @@ async def publish(
     event_id, occurred_at, request_id = uuid.uuid4(), datetime.now(UTC), request_id_var.get()
     batch: _Batch | None = session.info.get(_BATCH_KEY)
     if batch is not None and batch.tables is tables:
-        batch.add(event_id, event_type, version, aggregate_type, aggregate_id, occurred_at, dumps_json(body))
+        batch.rows.append(
+            _row(event_id, event_type, version, aggregate_type, aggregate_id, occurred_at, dumps_json(body))
+        )
         # built from values this function made and a payload the contract has just validated: not validated again
         # (pydantic's check of the envelope cost as much as the contract's, once per event of a 500-item push)
         return EventEnvelope.model_construct(
@@ -82,20 +84,8 @@ async def publish(
             payload=body,
         )
     # one round trip: take the aggregate's next number (and its lock) and write the event
-    seq = await session.scalar(
-        _insert_statement(tables.schema),
-        {
-            "event_id": event_id,
-            "type": event_type,
-            "version": version,
-            "aggregate_type": aggregate_type,
-            "aggregate_id": aggregate_id,
-            "occurred_at": occurred_at,
-            "producer": tables.schema,
-            "request_id": request_id,
-            "payload": dumps_json(body),
-        },
-    )
+    row = _row(event_id, event_type, version, aggregate_type, aggregate_id, occurred_at, dumps_json(body))
+    seq = await session.scalar(_insert_statement(tables.schema), {**row, "producer": tables.schema})
     assert seq is not None
     # delivered at commit, and only then; wakes the sequencer at once instead of at its next poll (once a transaction)
     transaction = session.get_transaction()
@@ -144,7 +134,7 @@ async def emit(
         )
         return
     body = contract_for(event_type, version).model_validate(payload).model_dump_json()
-    batch.add(uuid.uuid4(), event_type, version, aggregate_type, aggregate_id, datetime.now(UTC), body)
+    batch.rows.append(_row(uuid.uuid4(), event_type, version, aggregate_type, aggregate_id, datetime.now(UTC), body))
 
 
 _BATCH_KEY = "fisiq_events_batch"
@@ -155,29 +145,27 @@ class _Batch:
     tables: EventTables
     rows: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(
-        self,
-        event_id: uuid.UUID,
-        event_type: str,
-        version: int,
-        aggregate_type: str,
-        aggregate_id: str,
-        occurred_at: datetime,
-        payload: str,
-    ) -> None:
-        """An event to write with the batch: `payload` is its validated payload as JSON text."""
-        self.rows.append(
-            {
-                "event_id": event_id,
-                "type": event_type,
-                "version": version,
-                "aggregate_type": aggregate_type,
-                "aggregate_id": aggregate_id,
-                "occurred_at": occurred_at,
-                "request_id": request_id_var.get(),
-                "payload": payload,
-            }
-        )
+
+def _row(
+    event_id: uuid.UUID,
+    event_type: str,
+    version: int,
+    aggregate_type: str,
+    aggregate_id: str,
+    occurred_at: datetime,
+    payload: str,
+) -> dict[str, Any]:
+    """An outbox row's values (but its producer, the schema's, and its numbers): `payload` as JSON text."""
+    return {
+        "event_id": event_id,
+        "type": event_type,
+        "version": version,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "occurred_at": occurred_at,
+        "request_id": request_id_var.get(),
+        "payload": payload,
+    }
 
 
 @contextlib.asynccontextmanager

@@ -124,9 +124,9 @@ def harder_events() -> list[EventEnvelope]:
     return out
 
 
-async def read_model(connection: AsyncConnection) -> dict[str, list[Any]]:
+async def read_model(connection: AsyncConnection, names: tuple[str, ...] = TABLES) -> dict[str, list[Any]]:
     tables = {}
-    for table in TABLES:
+    for table in names:
         rows = await connection.execute(text(f"SELECT t.* FROM reporting.{table} t ORDER BY CAST(t AS text)"))  # noqa: S608
         tables[table] = [tuple(row) for row in rows]
     return tables
@@ -199,20 +199,12 @@ def guarantee_feed() -> list[EventEnvelope]:
     return [*events[: at + 1], *more, *events[at + 1 : at + 3], back, *events[at + 3 :]]
 
 
-async def guarantees_read_model(connection: AsyncConnection) -> dict[str, list[Any]]:
-    tables = {}
-    for table in GUARANTEE_TABLES:
-        rows = await connection.execute(text(f"SELECT t.* FROM reporting.{table} t ORDER BY CAST(t AS text)"))  # noqa: S608
-        tables[table] = [tuple(row) for row in rows]
-    return tables
-
-
 async def test_the_guarantees_batch_handler_builds_the_same_read_model_whatever_the_pages(
     connection: AsyncConnection,
 ) -> None:
     events = guarantee_feed()
     await rebuild_from(connection, applications_events() + portfolio_events() + events)
-    expected = await guarantees_read_model(connection)
+    expected = await read_model(connection, GUARANTEE_TABLES)
     empty = [t for t in GUARANTEE_TABLES if not expected[t]]
     assert empty == ["facility_terms"], empty  # the scenario sets no facility terms
     # not vacuous: G_A's new cap reached its month ends (they were up to 12,000.00); G_D is back at 50 %
@@ -237,6 +229,6 @@ async def test_the_guarantees_batch_handler_builds_the_same_read_model_whatever_
         async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
             await handle_in_pages(session, GUARANTEES.batch_handler, events, sizes)
             await session.commit()
-        got = await guarantees_read_model(connection)
+        got = await read_model(connection, GUARANTEE_TABLES)
         for table in GUARANTEE_TABLES:
             assert got[table] == expected[table], (table, sizes[:4])

@@ -55,17 +55,18 @@ async def _exposure_inputs(session: AsyncSession, guarantee_id: object) -> objec
     return (await session.execute(select(*columns).where(guarantees.c.guarantee_id == guarantee_id))).one_or_none()
 
 
+# the columns every guarantee event sets, from the facts it carries (`GuaranteeFactsV1`)
+FACTS = ("loan_id", "lender_id", "currency", "coverage_pct", "cap_cad", "status")
+
+
+def _facts(g: GuaranteeFactsV1) -> dict[str, object]:
+    return {name: getattr(g, name) for name in FACTS}
+
+
 async def _guarantee(session: AsyncSession, event: EventEnvelope) -> None:
     g = event.parse(GuaranteeFactsV1)
     before = await _exposure_inputs(session, g.guarantee_id)
-    values: dict[str, object] = {
-        "loan_id": g.loan_id,
-        "lender_id": g.lender_id,
-        "currency": g.currency,
-        "coverage_pct": g.coverage_pct,
-        "cap_cad": g.cap_cad,
-        "status": g.status,
-    }
+    values = _facts(g)
     if event.type == "guarantee.issued":
         values |= {
             "issued_on": _day(event),
@@ -171,22 +172,13 @@ async def _exposure_changes(session: AsyncSession, events: list[EventEnvelope]) 
     latest: dict[uuid.UUID, dict[str, object]] = {}
     for event in events:
         g = event.parse(GuaranteeFactsV1)
-        latest[g.guarantee_id] = {
-            "guarantee_id": g.guarantee_id,
-            "loan_id": g.loan_id,
-            "lender_id": g.lender_id,
-            "currency": g.currency,
-            "coverage_pct": g.coverage_pct,
-            "cap_cad": g.cap_cad,
-            "status": g.status,
-        }
+        latest[g.guarantee_id] = {"guarantee_id": g.guarantee_id, **_facts(g)}
     ids = sorted(latest)
     before = await _inputs_of(session, ids)
     statement = insert(guarantees)
-    changed = ("loan_id", "lender_id", "currency", "coverage_pct", "cap_cad", "status")
     await session.execute(
         statement.on_conflict_do_update(
-            index_elements=[guarantees.c.guarantee_id], set_={name: statement.excluded[name] for name in changed}
+            index_elements=[guarantees.c.guarantee_id], set_={name: statement.excluded[name] for name in FACTS}
         ),
         [latest[i] for i in ids],
     )
