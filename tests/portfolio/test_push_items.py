@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 from services.portfolio.pushes.processor import Processor, process_next
 from shared.auth import Role
 from shared.db import make_sessionmaker
-from tests.portfolio.books import MANAGER, disbursed_loan, events_of
+from tests.portfolio.books import MANAGER, disbursed_loan, events_of, open_loan
 from tests.portfolio.conftest import as_role
 from tests.portfolio.test_pushes import new_lender
 from tests.support import assert_problem
@@ -341,3 +341,64 @@ async def test_repayments_pushed_give_the_same_books_and_events_as_the_same_repa
     by_push, one_by_one = await _books(connection, pushed), await _books(connection, entered)
     assert by_push[0][0] == "repaid" and len(by_push[1]) == 7  # the disbursement and six repayments
     assert by_push == one_by_one
+
+
+async def test_a_pushed_tranche_and_a_backdated_repayment_apply_as_the_staff_api_applies_them(
+    api: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """The push applier's detached ledgers (plain objects, the history loaded for a backdated item, a new schedule
+    version for a tranche) end where the staff API's end: the same balances, schedule and statement."""
+    lender_id, secret = await new_lender(api, "Caisse Populaire de Kayes")
+    loans = []
+    for _ in range(2):
+        loan = str(await open_loan(connection, amount="12000000", currency="XOF", lender_id=uuid.UUID(lender_id)))
+        terms = {"annual_rate_pct": "12", "frequency": "monthly", "method": "annuity"}
+        assert (await api.put(f"/api/v1/portfolio/loans/{loan}/terms", json=terms, headers=MANAGER)).status_code == 200
+        first = {"amount": {"amount": "6000000", "currency": "XOF"}, "value_date": "2025-01-15"}
+        response = await api.post(f"/api/v1/portfolio/loans/{loan}/disbursements", json=first, headers=MANAGER)
+        assert response.status_code == 201, response.text
+        loans.append(loan)
+    pushed, staffed = loans
+    tranche = {**repayment(pushed, "T-1", "6000000", on="2025-03-01"), "type": "disbursement"}
+    receipt = await send(
+        api,
+        lender_id,
+        secret,
+        [
+            repayment(pushed, "R-1", "600000", on="2025-03-20"),
+            tranche,
+            repayment(pushed, "R-2", "500000", on="2025-02-15"),  # dated before the tranche: the history is read
+        ],
+    )
+    assert receipt.status_code == 202
+    await drain(connection)
+    own = as_role(Role.lender, uuid.UUID(lender_id))
+    items = (
+        await api.get(f"/api/v1/portfolio/lenders/{lender_id}/pushes/{receipt.json()['push_id']}/items", headers=own)
+    ).json()["items"]
+    assert [(i["status"], i["reason"]) for i in items] == [("applied", None)] * 3
+
+    money = {"amount": "600000", "currency": "XOF"}
+    for path, body in (
+        ("repayments", {"amount": money, "value_date": "2025-03-20"}),
+        ("disbursements", {"amount": {**money, "amount": "6000000"}, "value_date": "2025-03-01"}),
+        ("repayments", {"amount": {**money, "amount": "500000"}, "value_date": "2025-02-15"}),
+    ):
+        response = await api.post(f"/api/v1/portfolio/loans/{staffed}/{path}", json=body, headers=MANAGER)
+        assert response.status_code == 201, response.text
+
+    def comparable(body: Any) -> Any:
+        if isinstance(body, dict):
+            skip = {"loan_id", "id", "transaction_id", "external_id", "source", "recorded_at", "push_id", "links"}
+            return {k: comparable(v) for k, v in body.items() if k not in skip}
+        if isinstance(body, list):
+            return [comparable(v) for v in body]
+        return body
+
+    for view in ("position?as_of=2025-04-30", "schedule?as_of=2025-04-30", "transactions"):
+        got, want = [
+            (await api.get(f"/api/v1/portfolio/loans/{loan}/{view}", headers=MANAGER)).json() for loan in loans
+        ]
+        assert comparable(got) == comparable(want), view
+    position = (await api.get(f"/api/v1/portfolio/loans/{pushed}/position?as_of=2025-04-30", headers=MANAGER)).json()
+    assert position["disbursed"]["amount"] == "12000000"

@@ -184,7 +184,8 @@ GUARANTEE_TABLES = (
 def guarantee_feed() -> list[EventEnvelope]:
     """The scenario's guarantees events, with runs of `guarantee.exposure_changed` among them: several on one
     guarantee (its last facts win); one changing what a guarantee's month-end exposures depend on (G_A's cap, down
-    to 5,000.00, which caps them); one changing it (G_D's coverage) and, further on, one changing it back."""
+    to 5,000.00, which caps them); one changing it (G_D's coverage) and, further on, one changing it back; one
+    before its guarantee's issue."""
     events = guarantees_events()
     more = [
         guarantee_event("guarantee.exposure_changed", G_A, LOAN_A, "2026-02-20", outstanding_principal="11807226"),
@@ -196,7 +197,11 @@ def guarantee_feed() -> list[EventEnvelope]:
     ]
     back = guarantee_event("guarantee.exposure_changed", G_D, LOAN_D, "2026-06-02", outstanding_principal="1")
     at = next(i for i, e in enumerate(events) if e.type == "guarantee.exposure_changed")
-    return [*events[: at + 1], *more, *events[at + 1 : at + 3], back, *events[at + 3 :]]
+    feed = [*events[: at + 1], *more, *events[at + 1 : at + 3], back, *events[at + 3 :]]
+    # and one before its guarantee's issue: a row the read model has not seen yet, inserted by the run
+    issue_d = next(i for i, e in enumerate(feed) if e.type == "guarantee.issued" and e.aggregate_id == str(G_D))
+    early = guarantee_event("guarantee.exposure_changed", G_D, LOAN_D, "2026-03-30", status="pending")
+    return [*feed[:issue_d], early, *feed[issue_d:]]
 
 
 async def test_the_guarantees_batch_handler_builds_the_same_read_model_whatever_the_pages(
