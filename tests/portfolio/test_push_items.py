@@ -53,6 +53,14 @@ async def drain(connection: AsyncConnection) -> int:
         done += len(claimed)
 
 
+async def items_of(api: httpx.AsyncClient, lender_id: str, receipt: httpx.Response) -> list[dict[str, Any]]:
+    """The items of the push `receipt` acknowledged, as the lender reads them in reconciliation."""
+    own = as_role(Role.lender, uuid.UUID(lender_id))
+    path = f"/api/v1/portfolio/lenders/{lender_id}/pushes/{receipt.json()['push_id']}/items"
+    items: list[dict[str, Any]] = (await api.get(path, headers=own)).json()["items"]
+    return items
+
+
 def repayment(loan_id: str, txn: str, amount: str, currency: str = "XOF", on: str = "2025-02-20") -> dict[str, Any]:
     return {
         "type": "repayment",
@@ -182,10 +190,7 @@ async def test_every_reason_an_item_cannot_apply(api: httpx.AsyncClient, connect
     receipt = await send(api, lender_id, secret, items)
     assert receipt.status_code == 202
     await drain(connection)
-    own = as_role(Role.lender, uuid.UUID(lender_id))
-    got = (
-        await api.get(f"/api/v1/portfolio/lenders/{lender_id}/pushes/{receipt.json()['push_id']}/items", headers=own)
-    ).json()["items"]
+    got = await items_of(api, lender_id, receipt)
     assert [(i["status"], i["reason"]) for i in got] == [
         ("rejected", "unknown_loan"),
         ("rejected", "foreign_loan"),
@@ -372,10 +377,7 @@ async def test_a_pushed_tranche_and_a_backdated_repayment_apply_as_the_staff_api
     )
     assert receipt.status_code == 202
     await drain(connection)
-    own = as_role(Role.lender, uuid.UUID(lender_id))
-    items = (
-        await api.get(f"/api/v1/portfolio/lenders/{lender_id}/pushes/{receipt.json()['push_id']}/items", headers=own)
-    ).json()["items"]
+    items = await items_of(api, lender_id, receipt)
     assert [(i["status"], i["reason"]) for i in items] == [("applied", None)] * 3
 
     money = {"amount": "600000", "currency": "XOF"}
