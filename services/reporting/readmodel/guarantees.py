@@ -50,11 +50,6 @@ def _day(event: EventEnvelope) -> date:
 EXPOSURE_INPUTS = ("loan_id", "currency", "coverage_pct", "cap_cad", "issued_on", "expired_on")
 
 
-async def _exposure_inputs(session: AsyncSession, guarantee_id: object) -> object:
-    columns = [guarantees.c[name] for name in EXPOSURE_INPUTS]
-    return (await session.execute(select(*columns).where(guarantees.c.guarantee_id == guarantee_id))).one_or_none()
-
-
 # the columns every guarantee event sets, from the facts it carries (`GuaranteeFactsV1`)
 FACTS = ("loan_id", "lender_id", "currency", "coverage_pct", "cap_cad", "status")
 
@@ -65,7 +60,7 @@ def _facts(g: GuaranteeFactsV1) -> dict[str, object]:
 
 async def _guarantee(session: AsyncSession, event: EventEnvelope) -> None:
     g = event.parse(GuaranteeFactsV1)
-    before = await _exposure_inputs(session, g.guarantee_id)
+    before = await _inputs_of(session, [g.guarantee_id])
     values = _facts(g)
     if event.type == "guarantee.issued":
         values |= {
@@ -79,7 +74,7 @@ async def _guarantee(session: AsyncSession, event: EventEnvelope) -> None:
         .values(guarantee_id=g.guarantee_id, **values)
         .on_conflict_do_update(index_elements=[guarantees.c.guarantee_id], set_=values)
     )
-    if await _exposure_inputs(session, g.guarantee_id) != before:  # most events only move its status
+    if await _inputs_of(session, [g.guarantee_id]) != before:  # most events only move its status
         await exposure.refresh(session, ids=[g.guarantee_id])
 
 
@@ -189,6 +184,7 @@ async def _exposure_changes(session: AsyncSession, events: list[EventEnvelope]) 
 
 
 async def _inputs_of(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[object, ...]]:
+    """What the month-end exposures of these guarantees depend on (`EXPOSURE_INPUTS`), by guarantee."""
     columns = [guarantees.c[name] for name in EXPOSURE_INPUTS]
     rows = await session.execute(
         select(guarantees.c.guarantee_id, *columns).where(
