@@ -256,6 +256,7 @@ guarantees = Table(
     Column("expired_on", Date),
     Column("exposure_cad_at_issue", Numeric(20, 2), nullable=False, server_default="0"),
     Index("ix_guarantees_loan", "loan_id"),
+    Index("ix_guarantees_currency", "currency"),
     comment="guarantee.issued/refused/exposure_changed/released/expired",
 )
 

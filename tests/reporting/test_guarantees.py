@@ -33,6 +33,16 @@ async def test_exposure_and_leverage_at_three_dates(api: httpx.AsyncClient, scen
     assert (d3["exposure_cad"], d3["capital_available_cad"], d3["leverage"]) == ("12000.00", "73600.00", "0.163043")
 
 
+async def test_the_rates_priced_are_the_guarantees_currencies(
+    api: httpx.AsyncClient, scenario: list[EventEnvelope]
+) -> None:
+    # the guarantees are in XOF (G_A, G_D) and USD (G_C): each priced once, XOF from EUR at the peg; loan B's HTG,
+    # with no guarantee, is not (the currencies are read from the guarantees' own index, one probe each)
+    rates = (await guarantees(api, as_of=str(D2)))["rates"]
+    assert [(r["currency"], r["derived_from"]) for r in rates["used"]] == [("USD", None), ("XOF", "EUR")]
+    assert rates["missing"] == []
+
+
 async def test_claims_and_the_three_rates(api: httpx.AsyncClient, scenario: list[EventEnvelope]) -> None:
     d3 = (await guarantees(api, as_of=str(D3)))["total"]
     assert {k: d3[k] for k in ("claims_filed", "claims_filed_cad", "claims_paid", "claims_paid_cad")} == {

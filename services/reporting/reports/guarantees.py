@@ -84,24 +84,12 @@ def _covered(sel: Selection, clause: str) -> tuple[str, list[str]]:
     return joined, group_columns(sel, COLUMNS)
 
 
-def _exposure_sql(sel: Selection, clause: str, single_day: bool = False) -> str:
-    """Exposure per day computed here (and group): each live guarantee's loan standing that day, one lookup each
-    (the report computes D, the month ends come from `guarantee_month_ends` up to the horizon)."""
+def _exposure_sql(sel: Selection, clause: str) -> str:
+    """Exposure per day (and group), for several days (the sample days past the month ends kept): each live
+    guarantee's loan standing each day, the latest step on or before it (one index lookup each)."""
     covered, groups = _covered(sel, clause)
     names = [f"g_{g}" for g in sel.group_by]
     rounded = HALF_EVEN.format(x="p.x")
-    # one day (D, as a rule): the standing in force that day, the planner choosing between the as-of index and a
-    # lookup per loan; several: the latest step on or before each day, one lookup each
-    standing = (
-        f"""JOIN (
-        SELECT s.loan_id, s.outstanding_principal FROM {standing_on("CAST(:only_day AS date)")} s OFFSET 0
-    ) st ON st.loan_id = v.loan_id"""  # noqa: S608 - fixed fragments only
-        if single_day
-        else """JOIN LATERAL (
-        SELECT s.outstanding_principal, s.valid_to FROM reporting.loan_standing s
-        WHERE s.loan_id = v.loan_id AND s.on <= d.day ORDER BY s.on DESC LIMIT 1
-    ) st ON st.valid_to > d.day"""
-    )
     return f"""
 WITH rates AS (
     SELECT * FROM unnest(CAST(:days AS date[]), CAST(:currencies AS text[]), CAST(:per_units AS numeric[]),
@@ -134,14 +122,56 @@ WITH rates AS (
 )
 SELECT {", ".join(["p.day", *names])}, sum(least({rounded}, p.cap_cad)) AS exposure
 FROM (
-    -- each live guarantee on each day computed here (D, and any sample day past the month ends kept), priced at
-    -- that day's rate; its loan's standing that day is the latest step on or before it (one index lookup)
+    -- each live guarantee on each day, priced at that day's rate
     SELECT d.day, v.*, v.coverage_pct * st.outstanding_principal * r.per_unit / r.divisor / 100 AS x
     FROM live v
     JOIN days d ON d.day >= v.issued_on
          AND (v.expired_on IS NULL OR v.expired_on > d.day) AND (v.paid_on IS NULL OR v.paid_on > d.day)
     JOIN rates r ON r.day = d.day AND r.currency = v.currency
-    {standing}
+    JOIN LATERAL (
+        SELECT s.outstanding_principal, s.valid_to FROM reporting.loan_standing s
+        WHERE s.loan_id = v.loan_id AND s.on <= d.day ORDER BY s.on DESC LIMIT 1
+    ) st ON st.valid_to > d.day
+    OFFSET 0 -- x computed once a row: the half-even rounding below names it four times (inlined, each one recomputed)
+) p
+GROUP BY {", ".join(["p.day", *names])}
+"""  # noqa: S608 - fixed fragments only; values are bound parameters
+
+
+def _exposure_on_sql(sel: Selection, clause: str) -> str:
+    """Exposure on one day (D, as a rule) per group, in one pass: the guarantees live that day (issued by then, not
+    expired, no claim paid by then) hash-joined to their loans' standing steps in force that day (`standing_on`)
+    and to the day's rate of their currency, the groups hashed. No step materialised in between and no sort: about
+    an eighth less than the several days' statement given one day, on the reference load."""
+    covered, groups = _covered(sel, clause)
+    names = [f"g_{g}" for g in sel.group_by]
+    rounded = HALF_EVEN.format(x="p.x")
+    return f"""
+WITH rates AS (
+    SELECT * FROM unnest(CAST(:currencies AS text[]), CAST(:per_units AS numeric[]), CAST(:divisors AS numeric[]))
+        AS r(currency, per_unit, divisor)
+)
+SELECT {", ".join(["p.day", *names])}, sum(least({rounded}, p.cap_cad)) AS exposure
+FROM (
+    SELECT {
+        ", ".join(
+            [
+                "CAST(:only_day AS date) AS day",
+                *groups,
+                "g.cap_cad",
+                "g.coverage_pct * st.outstanding_principal * r.per_unit / r.divisor / 100 AS x",
+            ]
+        )
+    }
+    FROM {covered}
+    JOIN rates r ON r.currency = g.currency
+    JOIN (
+        SELECT s.loan_id, s.outstanding_principal FROM {standing_on("CAST(:only_day AS date)")} s OFFSET 0
+    ) st ON st.loan_id = g.loan_id
+    WHERE g.issued_on <= :only_day AND (g.expired_on IS NULL OR g.expired_on > :only_day)
+      AND NOT EXISTS (
+          SELECT 1 FROM reporting.claims c WHERE c.guarantee_id = g.guarantee_id AND c.paid_on <= :only_day)
+      AND {clause}
     OFFSET 0 -- x computed once a row: the half-even rounding below names it four times (inlined, each one recomputed)
 ) p
 GROUP BY {", ".join(["p.day", *names])}
@@ -151,9 +181,9 @@ GROUP BY {", ".join(["p.day", *names])}
 async def _exposure(session: AsyncSession, sel: Selection, clause: str, params: dict[str, Any]) -> Any:
     """The exposure rows (day, groups, exposure) for the days and rates in `params`."""
     days = set(params["days"])
-    single = len(days) == 1
-    sql = _exposure_sql(sel, clause, single_day=single)
-    return await session.execute(text(sql), {**params, "only_day": next(iter(days))} if single else params)
+    if len(days) == 1:
+        return await session.execute(text(_exposure_on_sql(sel, clause)), {**params, "only_day": next(iter(days))})
+    return await session.execute(text(_exposure_sql(sel, clause)), params)
 
 
 def _claims_sql(sel: Selection, clause: str) -> str:
@@ -200,6 +230,24 @@ GROUP BY GROUPING SETS ({sets})
 """  # noqa: S608 - fixed fragments only; values are bound parameters
 
 
+# the currencies of the guarantees by a skip scan of their index: the first one, then the next above each one found
+# (one index probe a currency; DISTINCT read every guarantee)
+CURRENCIES_SQL = """
+WITH RECURSIVE found AS (
+    SELECT min(currency) AS currency FROM reporting.guarantees
+    UNION ALL
+    SELECT (SELECT min(g.currency) FROM reporting.guarantees g WHERE g.currency > f.currency)
+    FROM found f WHERE f.currency IS NOT NULL
+)
+SELECT currency FROM found WHERE currency IS NOT NULL
+"""
+
+
+async def guarantee_currencies(session: AsyncSession) -> list[str]:
+    """The currencies the guarantees are in."""
+    return [c for (c,) in await session.execute(text(CURRENCIES_SQL))]
+
+
 def sample_days(as_of: date, months: int = 12) -> tuple[date, list[date]]:
     """The period's first day (excluded) and the days the average exposure is sampled on: every month end
     strictly within the period, and the as-of date itself."""
@@ -219,7 +267,7 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
     # the month ends up to the latest rate date are kept by the projections; the others (and D) are computed here
     horizon = await session.scalar(text("SELECT max(rate_date) FROM reporting.fx_rates"))
     kept = [day for day in days[:-1] if USE_MONTH_ENDS and horizon is not None and day <= horizon]
-    currencies = [c for (c,) in await session.execute(text("SELECT DISTINCT currency FROM reporting.guarantees"))]
+    currencies = await guarantee_currencies(session)
     rates_on: dict[date, Rates] = {
         day: await closing_rates(session, currencies, day) for day in days if day not in kept
     }
@@ -368,7 +416,7 @@ def _only_day(params: dict[str, Any], day: date) -> dict[str, Any]:
 async def live_guarantees(session: AsyncSession, on: date, principal: Principal) -> tuple[int, Decimal, list[str]]:
     """The guarantees live on `on` (issued by then, not expired, no claim paid by then), their exposure in CAD (a
     currency with no rate is left out and named), for the reconciliation."""
-    currencies = [c for (c,) in await session.execute(text("SELECT DISTINCT currency FROM reporting.guarantees"))]
+    currencies = await guarantee_currencies(session)
     rates = await closing_rates(session, currencies, on)
     sel = Selection(on, (), {})
     clause, params = where(sel, principal, COLUMNS)
