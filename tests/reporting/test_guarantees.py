@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 
+from services.reporting.reports import guarantees as report
 from shared.auth import Role
 from shared.events.contracts import EventEnvelope
 from tests.reporting.conftest import FUNDER, as_role
@@ -76,3 +79,38 @@ async def test_an_ica_sees_its_partners_exposure_and_not_the_funds_leverage(
         f"{L1},12000.00,2,51000.00,1,29400.00,1,29400.00,3000.00,0.517647,0.102041",
         f"{L2},0.00,1,7500.00,0,0.00,0,0.00,0.00,0.000000,",
     ]
+
+
+GROUPINGS = ("country", "currency", "sector", "legal_form", "lender", "ica", "region", "lender,country")
+
+
+async def test_a_grouped_report_adds_up_to_the_ungrouped_one(
+    api: httpx.AsyncClient, scenario: list[EventEnvelope], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every grouping, with a filter or not, under an ICA's scope, at the three dates: the total is the ungrouped
+    # report's (a grouped report computes it in the same pass as the groups), the groups' exposures add up to it,
+    # and each group's is the report's filtered to that group; the month ends computed here give the same
+    scopes: list[tuple[dict[str, str], dict[str, str]]] = [
+        (FUNDER, {}),
+        (FUNDER, {"country": "SN"}),
+        (FUNDER, {"lender": str(L1)}),
+        (as_role(Role.ica, I2), {}),
+    ]
+    for as_of in (D1, D2, D3):
+        for headers, filters in scopes:
+            whole = (await guarantees(api, headers=headers, as_of=str(as_of), **filters))["total"]
+            for group_by in GROUPINGS:
+                grouped = await guarantees(api, headers=headers, as_of=str(as_of), group_by=group_by, **filters)
+                assert grouped["total"] == whole, (as_of, filters, group_by)
+                exposures = [Decimal(g["exposure_cad"]) for g in grouped["groups"]]
+                assert sum(exposures, Decimal(0)) == Decimal(whole["exposure_cad"]), (as_of, filters, group_by)
+                if "," in group_by or group_by in filters:
+                    continue
+                for group in grouped["groups"]:
+                    value = group["key"][group_by]
+                    alone = await guarantees(api, headers=headers, as_of=str(as_of), **{**filters, group_by: value})
+                    assert alone["total"]["exposure_cad"] == group["exposure_cad"], (as_of, filters, group_by, value)
+                with monkeypatch.context() as patched:
+                    patched.setattr(report, "USE_MONTH_ENDS", False)
+                    detailed = await guarantees(api, headers=headers, as_of=str(as_of), group_by=group_by, **filters)
+                assert detailed == grouped

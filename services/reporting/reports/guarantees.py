@@ -138,20 +138,32 @@ GROUP BY {", ".join(["p.day", *names])}
 """  # noqa: S608 - fixed fragments only; values are bound parameters
 
 
-def _exposure_on_sql(sel: Selection, clause: str) -> str:
+def _exposure_on_sql(sel: Selection, clause: str, also: tuple[str, ...] | None = None) -> str:
     """Exposure on one day (D, as a rule) per group, in one pass: the guarantees live that day (issued by then, not
     expired, no claim paid by then) hash-joined to their loans' standing steps in force that day (`standing_on`)
     and to the day's rate of their currency, the groups hashed. No step materialised in between and no sort: about
-    an eighth less than the several days' statement given one day, on the reference load."""
-    covered, groups = _covered(sel, clause)
-    names = [f"g_{g}" for g in sel.group_by]
+    an eighth less than the several days' statement given one day, on the reference load.
+
+    With `also` (dimensions: the report's total, by lender or not at all), the same pass gives that grouping's rows
+    too (GROUPING SETS), each marked `in_also`: a grouped report reads the guarantees once, not twice. `sel` must
+    group by a dimension `also` has not (what tells the two apart)."""
+    dims = sel.group_by if also is None else (*sel.group_by, *(d for d in also if d not in sel.group_by))
+    covered, groups = _covered(Selection(sel.as_of, dims, sel.filters), clause)
+    names = [f"p.g_{g}" for g in dims]
+    grouped = ", ".join(["p.day", *(f"p.g_{g}" for g in sel.group_by)])
+    flag = ""
+    if also is not None:
+        others = [f"p.g_{g}" for g in sel.group_by if g not in also]
+        assert others, "the report's groups must differ from the other grouping's"
+        grouped = f"GROUPING SETS (({grouped}), ({', '.join(['p.day', *(f'p.g_{g}' for g in also)])}))"
+        flag = f", GROUPING({', '.join(others)}) > 0 AS in_also"
     rounded = HALF_EVEN.format(x="p.x")
     return f"""
 WITH rates AS (
     SELECT * FROM unnest(CAST(:currencies AS text[]), CAST(:per_units AS numeric[]), CAST(:divisors AS numeric[]))
         AS r(currency, per_unit, divisor)
 )
-SELECT {", ".join(["p.day", *names])}, sum(least({rounded}, p.cap_cad)) AS exposure
+SELECT {", ".join(["p.day", *names])}{flag}, sum(least({rounded}, p.cap_cad)) AS exposure
 FROM (
     SELECT {
         ", ".join(
@@ -174,7 +186,7 @@ FROM (
       AND {clause}
     OFFSET 0 -- x computed once a row: the half-even rounding below names it four times (inlined, each one recomputed)
 ) p
-GROUP BY {", ".join(["p.day", *names])}
+GROUP BY {grouped}
 """  # noqa: S608 - fixed fragments only; values are bound parameters
 
 
@@ -287,17 +299,32 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
     by_lender_too = set(sel.filters) <= {"lender"}
     total_sel = Selection(sel.as_of, ("lender",) if by_lender_too else (), sel.filters)
     lender_now: dict[Any, Decimal] | None = defaultdict(Decimal) if by_lender_too else None
-    for row in await _exposure(session, total_sel, clause, exposure_params):
+
+    def into_total(row: Any) -> None:
         total_by_day[row.day] += Decimal(row.exposure)
         if lender_now is not None and row.day == sel.as_of:
             lender_now[row.g_lender] += Decimal(row.exposure)
+
+    # D the only day computed here (as a rule) and the report grouped otherwise than the total: one pass gives both
+    if set(exposure_params["days"]) == {sel.as_of} and set(sel.group_by) - set(total_sel.group_by):
+        both = _exposure_on_sql(sel, clause, also=total_sel.group_by)
+        for row in await session.execute(text(both), {**exposure_params, "only_day": sel.as_of}):
+            if row.in_also:
+                into_total(row)
+            else:
+                group_now[key_of(sel, row)] += Decimal(row.exposure)
+    else:
+        for row in await _exposure(session, total_sel, clause, exposure_params):
+            into_total(row)
+            if sel.group_by == total_sel.group_by and row.day == sel.as_of:  # by lender, as the total: the same rows
+                group_now[key_of(sel, row)] += Decimal(row.exposure)
+        if sel.group_by and sel.group_by != total_sel.group_by:
+            now_params = {**exposure_params, **_only_day(exposure_params, sel.as_of)}
+            for row in await _exposure(session, sel, clause, now_params):
+                group_now[key_of(sel, row)] += Decimal(row.exposure)
     if kept:
         for row in await session.execute(text(_month_ends_sql(clause)), {**params, "month_ends": kept}):
             total_by_day[row.day] += Decimal(row.exposure)
-    if sel.group_by:
-        now_params = {**exposure_params, **_only_day(exposure_params, sel.as_of)}
-        for row in await _exposure(session, sel, clause, now_params):
-            group_now[key_of(sel, row)] += Decimal(row.exposure)
     claims_rows = (
         await session.execute(text(_claims_sql(sel, clause)), {**params, "as_of": sel.as_of, "period_start": start})
     ).all()
