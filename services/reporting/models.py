@@ -255,8 +255,14 @@ guarantees = Table(
     Column("issued_on", Date, comment="guarantee.issued's occurred_at (UTC date); none when refused"),
     Column("expired_on", Date),
     Column("exposure_cad_at_issue", Numeric(20, 2), nullable=False, server_default="0"),
+    # its loan's latest standing step, kept by `readmodel.exposure.refresh` (migration 0016): the exposure on a day
+    # on or after every guaranteed loan's latest step reads these, not the standing joined
+    Column("standing_on", Date, comment="the start of its loan's latest standing step"),
+    Column("standing_valid_to", Date, comment="that step's end (exclusive; far future when open)"),
+    Column("standing_outstanding", Numeric(20, 4), comment="that step's outstanding principal"),
     Index("ix_guarantees_loan", "loan_id"),
     Index("ix_guarantees_currency", "currency"),
+    Index("ix_guarantees_standing_on", "standing_on"),
     comment="guarantee.issued/refused/exposure_changed/released/expired",
 )
 

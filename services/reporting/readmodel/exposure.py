@@ -17,6 +17,11 @@ What changes a row, and who refreshes it (in the transaction of the change):
 Their sum per month end (`guarantee_month_end_totals`, with the number of rows) follows every refresh: the rows it
 clears are taken out of the totals and the rows it writes put in, in the same transaction.
 
+The same refresh keeps each guarantee's copy of its loan's latest standing step (`guarantees.standing_on`,
+`standing_valid_to`, `standing_outstanding`) for the guarantees it names by id or by loan, or every one: a loan's
+standing changes only with a `loan.*` event, which refreshes its guarantees, and a guarantee arriving refreshes
+itself. The report's exposure on a day on or after every such step reads them (`reports.guarantees`).
+
 The two feeds are applied by separate consumers: each takes the same transaction-level advisory lock before
 refreshing, so a refresh always reads what the other feed committed before it (no lost update between them).
 """
@@ -94,6 +99,14 @@ SELECT guarantee_id, month_end, exposure_cad FROM exposed WHERE exposure_cad <> 
 """  # noqa: S608 - fixed text; values are bound parameters
 
 
+# each guarantee's copy of its loan's latest standing step (none when the loan has no standing yet)
+LATEST_SQL = """
+UPDATE reporting.guarantees g SET (standing_on, standing_valid_to, standing_outstanding) = (
+    SELECT s."on", s.valid_to, s.outstanding_principal FROM reporting.loan_standing s
+    WHERE s.loan_id = g.loan_id ORDER BY s."on" DESC LIMIT 1)
+WHERE {target}
+"""
+
 # the month-end totals (`guarantee_month_end_totals`) follow the rows a refresh replaces: the rows about to be
 # cleared are taken out of them (sign -1), the rows refilled put in (sign 1), and a month end left with no row dropped
 TOTALS_SQL = """
@@ -141,6 +154,9 @@ async def refresh(session: AsyncSession, **which: Any) -> None:
     # the month-series' row estimate is a guess: without this the planner would JIT-compile each small refresh
     await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
+    moved = {name: which.get(name) for name in TARGETS if name != "currencies"}  # a rate moves no standing
+    if any(moved.values()):
+        await session.execute(text(LATEST_SQL.format(target=_target(**moved))), params)
     await session.execute(text(totals), {**params, "sign": -1})
     await session.execute(text(clear), params)
     await session.execute(text(refill), params)

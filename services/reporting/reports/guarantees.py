@@ -138,7 +138,7 @@ GROUP BY {", ".join(["p.day", *names])}
 """  # noqa: S608 - fixed fragments only; values are bound parameters
 
 
-def _exposure_on_sql(sel: Selection, clause: str, also: tuple[str, ...] | None = None) -> str:
+def _exposure_on_sql(sel: Selection, clause: str, also: tuple[str, ...] | None = None, latest: bool = False) -> str:
     """Exposure on one day (D, as a rule) per group, in one pass: the guarantees live that day (issued by then, not
     expired, no claim paid by then) hash-joined to their loans' standing steps in force that day (`standing_on`)
     and to the day's rate of their currency, the groups hashed. No step materialised in between and no sort: about
@@ -146,7 +146,11 @@ def _exposure_on_sql(sel: Selection, clause: str, also: tuple[str, ...] | None =
 
     With `also` (dimensions: the report's total, by lender or not at all), the same pass gives that grouping's rows
     too (GROUPING SETS), each marked `in_also`: a grouped report reads the guarantees once, not twice. `sel` must
-    group by a dimension `also` has not (what tells the two apart)."""
+    group by a dimension `also` has not (what tells the two apart).
+
+    With `latest` (the day on or after every guaranteed loan's latest standing step: `_reads_latest`), each
+    guarantee's loan standing is its own copy of that step (`guarantees.standing_*`), not the standing of every
+    loan joined: the guarantees alone are read."""
     dims = sel.group_by if also is None else (*sel.group_by, *(d for d in also if d not in sel.group_by))
     covered, groups = _covered(Selection(sel.as_of, dims, sel.filters), clause)
     names = [f"p.g_{g}" for g in dims]
@@ -158,6 +162,14 @@ def _exposure_on_sql(sel: Selection, clause: str, also: tuple[str, ...] | None =
         grouped = f"GROUPING SETS (({grouped}), ({', '.join(['p.day', *(f'p.g_{g}' for g in also)])}))"
         flag = f", GROUPING({', '.join(others)}) > 0 AS in_also"
     rounded = HALF_EVEN.format(x="p.x")
+    if latest:
+        outstanding = "g.standing_outstanding"
+        standing = "AND g.standing_on <= :only_day AND g.standing_valid_to > :only_day"
+    else:
+        outstanding = "st.outstanding_principal"
+        standing = f"""JOIN (
+        SELECT s.loan_id, s.outstanding_principal FROM {standing_on("CAST(:only_day AS date)")} s OFFSET 0
+    ) st ON st.loan_id = g.loan_id"""  # noqa: S608 - fixed fragments only
     return f"""
 WITH rates AS (
     SELECT * FROM unnest(CAST(:currencies AS text[]), CAST(:per_units AS numeric[]), CAST(:divisors AS numeric[]))
@@ -171,15 +183,13 @@ FROM (
                 "CAST(:only_day AS date) AS day",
                 *groups,
                 "g.cap_cad",
-                "g.coverage_pct * st.outstanding_principal * r.per_unit / r.divisor / 100 AS x",
+                f"g.coverage_pct * {outstanding} * r.per_unit / r.divisor / 100 AS x",
             ]
         )
     }
     FROM {covered}
     JOIN rates r ON r.currency = g.currency
-    JOIN (
-        SELECT s.loan_id, s.outstanding_principal FROM {standing_on("CAST(:only_day AS date)")} s OFFSET 0
-    ) st ON st.loan_id = g.loan_id
+    {standing}
     WHERE g.issued_on <= :only_day AND (g.expired_on IS NULL OR g.expired_on > :only_day)
       AND NOT EXISTS (
           SELECT 1 FROM reporting.claims c WHERE c.guarantee_id = g.guarantee_id AND c.paid_on <= :only_day)
@@ -190,11 +200,25 @@ GROUP BY {grouped}
 """  # noqa: S608 - fixed fragments only; values are bound parameters
 
 
+USE_LATEST_STANDING = True  # read the guarantees' copy of their loan's latest step when it serves (tests compare)
+
+
+async def _reads_latest(session: AsyncSession, day: date) -> bool:
+    """Whether the exposure on `day` may read each guarantee's copy of its loan's latest standing step: `day` is on
+    or after every one of those steps' start (today, as a rule), so the step in force that day is the latest."""
+    if not USE_LATEST_STANDING:
+        return False
+    latest = await session.scalar(text("SELECT max(standing_on) FROM reporting.guarantees"))
+    return latest is None or day >= latest
+
+
 async def _exposure(session: AsyncSession, sel: Selection, clause: str, params: dict[str, Any]) -> Any:
     """The exposure rows (day, groups, exposure) for the days and rates in `params`."""
     days = set(params["days"])
     if len(days) == 1:
-        return await session.execute(text(_exposure_on_sql(sel, clause)), {**params, "only_day": next(iter(days))})
+        day = next(iter(days))
+        sql = _exposure_on_sql(sel, clause, latest=await _reads_latest(session, day))
+        return await session.execute(text(sql), {**params, "only_day": day})
     return await session.execute(text(_exposure_sql(sel, clause)), params)
 
 
@@ -307,7 +331,7 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
 
     # D the only day computed here (as a rule) and the report grouped otherwise than the total: one pass gives both
     if set(exposure_params["days"]) == {sel.as_of} and set(sel.group_by) - set(total_sel.group_by):
-        both = _exposure_on_sql(sel, clause, also=total_sel.group_by)
+        both = _exposure_on_sql(sel, clause, also=total_sel.group_by, latest=await _reads_latest(session, sel.as_of))
         for row in await session.execute(text(both), {**exposure_params, "only_day": sel.as_of}):
             if row.in_also:
                 into_total(row)
