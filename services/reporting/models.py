@@ -255,14 +255,8 @@ guarantees = Table(
     Column("issued_on", Date, comment="guarantee.issued's occurred_at (UTC date); none when refused"),
     Column("expired_on", Date),
     Column("exposure_cad_at_issue", Numeric(20, 2), nullable=False, server_default="0"),
-    # its loan's latest standing step, kept by `readmodel.exposure.refresh` (migration 0016): the exposure on a day
-    # on or after every guaranteed loan's latest step reads these, not the standing joined
-    Column("standing_on", Date, comment="the start of its loan's latest standing step"),
-    Column("standing_valid_to", Date, comment="that step's end (exclusive; far future when open)"),
-    Column("standing_outstanding", Numeric(20, 4), comment="that step's outstanding principal"),
     Index("ix_guarantees_loan", "loan_id"),
     Index("ix_guarantees_currency", "currency"),
-    Index("ix_guarantees_standing_on", "standing_on"),
     comment="guarantee.issued/refused/exposure_changed/released/expired",
 )
 
@@ -329,6 +323,20 @@ guarantee_month_ends = Table(
     Column("exposure_cad", Numeric(20, 2), nullable=False),
     Index("ix_guarantee_month_ends_month_end", "month_end", postgresql_include=["guarantee_id", "exposure_cad"]),
     comment="exposure (CAD) of each guarantee live at each month end up to the latest rate date, when not zero",
+)
+# Each guarantee's copy of its loan's latest standing step (`readmodel.exposure`): the exposure on a day on or after
+# every one of those steps (today, as a rule) reads these rows, not the standing of every loan. Written only by the
+# month-end refresh, under its lock (the guarantees consumer's own rows are never locked by the portfolio's);
+# emptied by the reset of either feed. None for a guarantee whose loan has no standing yet.
+guarantee_standing = Table(
+    "guarantee_standing",
+    metadata,
+    Column("guarantee_id", UUID(as_uuid=True), primary_key=True),
+    Column("standing_on", Date, nullable=False, comment="the start of its loan's latest standing step"),
+    Column("standing_valid_to", Date, nullable=False, comment="that step's end (exclusive; far future when open)"),
+    Column("outstanding_principal", Numeric(20, 4), nullable=False, comment="that step's outstanding principal"),
+    Index("ix_guarantee_standing_on", "standing_on"),
+    comment="each guarantee's copy of its loan's latest standing step, kept by the month-end refresh",
 )
 # Their sum per month end (the fund's whole exposure then), kept with them by the same refresh (`readmodel.exposure`):
 # the unfiltered report reads 11 rows instead of summing every guarantee's.

@@ -50,6 +50,7 @@ TABLES = (
     "impact_glp_days",
     "guarantee_month_ends",
     "guarantee_month_end_totals",
+    "guarantee_standing",
 )
 
 
@@ -178,6 +179,7 @@ GUARANTEE_TABLES = (
     "facility_terms",
     "guarantee_month_ends",
     "guarantee_month_end_totals",
+    "guarantee_standing",
 )
 
 

@@ -72,6 +72,7 @@ async def kept_rows(connection: AsyncConnection) -> dict[str, list[tuple[Any, ..
     tables = (
         "guarantee_month_ends",
         "guarantee_month_end_totals",
+        "guarantee_standing",
         "flow_days",
         "impact_changes",
         "impact_days",
@@ -81,8 +82,6 @@ async def kept_rows(connection: AsyncConnection) -> dict[str, list[tuple[Any, ..
     for table in tables:
         rows = await connection.execute(text(f"SELECT * FROM reporting.{table} ORDER BY 1, 2"))  # noqa: S608
         found[table] = [tuple(r) for r in rows]
-    latest = "SELECT guarantee_id, standing_on, standing_valid_to, standing_outstanding FROM reporting.guarantees"
-    found["guarantees' latest standing"] = sorted(tuple(r) for r in await connection.execute(text(latest)))
     return found
 
 
@@ -91,10 +90,7 @@ async def recomputed(connection: AsyncConnection) -> dict[str, list[tuple[Any, .
     async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
         await session.execute(text("DELETE FROM reporting.guarantee_month_ends"))
         await session.execute(text("DELETE FROM reporting.guarantee_month_end_totals"))
-        forget = (
-            "UPDATE reporting.guarantees SET standing_on = NULL, standing_valid_to = NULL, standing_outstanding = 0"
-        )
-        await session.execute(text(forget))
+        await session.execute(text("DELETE FROM reporting.guarantee_standing"))
         await exposure.refresh(session, everyone=True)
         days = [d for (d,) in await session.execute(text("SELECT DISTINCT value_date FROM reporting.loan_flows"))]
         await session.execute(text("DELETE FROM reporting.flow_days"))
@@ -166,8 +162,8 @@ async def test_the_feeds_in_another_order_keep_the_same_pre_aggregates(
         await PORTFOLIO.reset(session, 0)
         await session.commit()
     assert await month_end_totals(connection) == []
-    # the replay's rates first: no loan's standing back yet, so no exposure (the first rate, moving the horizon from
-    # none, refreshes every guarantee: their copies of their loan's latest step emptied with the standing)
+    # the replay's rates first: no loan's standing back yet, so no exposure (the guarantees' copies of their loan's
+    # latest step emptied with the standing)
     rates = [e for e in portfolio_events() if e.type.startswith("fx.")]
     await apply(connection, rates)
     emptied = await both_ways(api, monkeypatch, "guarantees", as_of=str(D3))

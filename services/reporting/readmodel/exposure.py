@@ -17,10 +17,12 @@ What changes a row, and who refreshes it (in the transaction of the change):
 Their sum per month end (`guarantee_month_end_totals`, with the number of rows) follows every refresh: the rows it
 clears are taken out of the totals and the rows it writes put in, in the same transaction.
 
-The same refresh keeps each guarantee's copy of its loan's latest standing step (`guarantees.standing_on`,
-`standing_valid_to`, `standing_outstanding`) for the guarantees it names by id or by loan, or every one: a loan's
-standing changes only with a `loan.*` event, which refreshes its guarantees, and a guarantee arriving refreshes
-itself. The report's exposure on a day on or after every such step reads them (`reports.guarantees`).
+The same refresh keeps each guarantee's copy of its loan's latest standing step (`guarantee_standing`) for the
+guarantees it names, unless told the standing has not moved (a rate): a loan's standing changes only with a
+`loan.*` event, which refreshes its guarantees, and a guarantee arriving or moving to another loan refreshes itself.
+The report's exposure on a day on or after every such step reads them (`reports.guarantees`). Only this refresh
+writes them, under its lock: the portfolio's consumer never locks a row the guarantees' consumer writes before it
+takes the lock (the `guarantees` rows), so the two cannot deadlock.
 
 The two feeds are applied by separate consumers: each takes the same transaction-level advisory lock before
 refreshing, so a refresh always reads what the other feed committed before it (no lost update between them).
@@ -99,12 +101,28 @@ SELECT guarantee_id, month_end, exposure_cad FROM exposed WHERE exposure_cad <> 
 """  # noqa: S608 - fixed text; values are bound parameters
 
 
-# each guarantee's copy of its loan's latest standing step (none when the loan has no standing yet)
+# each named guarantee's copy of its loan's latest standing step: written when it moved, dropped when the loan has
+# no standing (yet, or any more)
 LATEST_SQL = """
-UPDATE reporting.guarantees g SET (standing_on, standing_valid_to, standing_outstanding) = (
-    SELECT s."on", s.valid_to, s.outstanding_principal FROM reporting.loan_standing s
-    WHERE s.loan_id = g.loan_id ORDER BY s."on" DESC LIMIT 1)
-WHERE {target}
+WITH latest AS (
+    SELECT g.guarantee_id, s."on", s.valid_to, s.outstanding_principal
+    FROM reporting.guarantees g
+    LEFT JOIN LATERAL (
+        SELECT x."on", x.valid_to, x.outstanding_principal FROM reporting.loan_standing x
+        WHERE x.loan_id = g.loan_id ORDER BY x."on" DESC LIMIT 1
+    ) s ON true
+    WHERE {target}
+), dropped AS (
+    DELETE FROM reporting.guarantee_standing c USING latest l
+    WHERE c.guarantee_id = l.guarantee_id AND l."on" IS NULL
+)
+INSERT INTO reporting.guarantee_standing AS c (guarantee_id, standing_on, standing_valid_to, outstanding_principal)
+SELECT guarantee_id, "on", valid_to, outstanding_principal FROM latest WHERE "on" IS NOT NULL
+ON CONFLICT (guarantee_id) DO UPDATE
+SET standing_on = excluded.standing_on, standing_valid_to = excluded.standing_valid_to,
+    outstanding_principal = excluded.outstanding_principal
+WHERE (c.standing_on, c.standing_valid_to, c.outstanding_principal)
+      IS DISTINCT FROM (excluded.standing_on, excluded.standing_valid_to, excluded.outstanding_principal)
 """
 
 # the month-end totals (`guarantee_month_end_totals`) follow the rows a refresh replaces: the rows about to be
@@ -147,16 +165,16 @@ def _target(**which: Any) -> str:
     return " OR ".join(TARGETS[name] for name in TARGETS if which.get(name)) or "false"
 
 
-async def refresh(session: AsyncSession, **which: Any) -> None:
-    """Recompute the month-end exposures of the guarantees `which` names (see `statements`)."""
+async def refresh(session: AsyncSession, standing: bool = True, **which: Any) -> None:
+    """Recompute the month-end exposures of the guarantees `which` names (see `statements`), and, unless `standing`
+    is false (the loans' standing has not moved: a rate), their copies of their loan's latest standing step."""
     clear, refill, params = statements(**which)
     totals = TOTALS_SQL.format(target=_target(**which))
     # the month-series' row estimate is a guess: without this the planner would JIT-compile each small refresh
     await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
-    moved = {name: which.get(name) for name in TARGETS if name != "currencies"}  # a rate moves no standing
-    if any(moved.values()):
-        await session.execute(text(LATEST_SQL.format(target=_target(**moved))), params)
+    if standing:
+        await session.execute(text(LATEST_SQL.format(target=_target(**which))), params)
     await session.execute(text(totals), {**params, "sign": -1})
     await session.execute(text(clear), params)
     await session.execute(text(refill), params)
@@ -173,7 +191,7 @@ def _month_end_between(first: date, last: date) -> bool:
 async def refresh_for_rate(session: AsyncSession, currency: str, rate_date: date, horizon_before: date | None) -> None:
     """A rate recorded for `currency` on `rate_date`, the horizon having been `horizon_before`."""
     dependents = [currency, *(PEGGED_TO_EUR if currency == "EUR" else ())]
-    await refresh(session, currencies=dependents, from_day=rate_date)
+    await refresh(session, standing=False, currencies=dependents, from_day=rate_date)
     start = horizon_before + timedelta(days=1) if horizon_before else EVER
     if rate_date >= start and (horizon_before is None or _month_end_between(start, rate_date)):
-        await refresh(session, everyone=True, from_day=start)
+        await refresh(session, standing=False, everyone=True, from_day=start)

@@ -21,6 +21,7 @@ from services.reporting.models import (
     facility_terms,
     guarantee_month_end_totals,
     guarantee_month_ends,
+    guarantee_standing,
     guarantees,
 )
 from services.reporting.readmodel import exposure
@@ -195,7 +196,11 @@ async def _inputs_of(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.U
 
 
 async def reset_guarantees(session: AsyncSession, from_position: int) -> None:
-    await reset_tables(session, from_position, (*GUARANTEES_TABLES, guarantee_month_ends, guarantee_month_end_totals))
+    await reset_tables(
+        session,
+        from_position,
+        (*GUARANTEES_TABLES, guarantee_month_ends, guarantee_month_end_totals, guarantee_standing),
+    )
 
 
 SUBSCRIPTION = Subscription(

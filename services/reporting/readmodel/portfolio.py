@@ -25,6 +25,7 @@ from services.reporting.models import (
     fx_rates,
     guarantee_month_end_totals,
     guarantee_month_ends,
+    guarantee_standing,
     loan_standing,
     loans,
 )
@@ -478,7 +479,11 @@ async def on_portfolio_events(session: AsyncSession, events: list[EventEnvelope]
 
 
 async def reset_portfolio(session: AsyncSession, from_position: int) -> None:
-    await reset_tables(session, from_position, (*PORTFOLIO_TABLES, guarantee_month_ends, guarantee_month_end_totals))
+    await reset_tables(
+        session,
+        from_position,
+        (*PORTFOLIO_TABLES, guarantee_month_ends, guarantee_month_end_totals, guarantee_standing),
+    )
     await impact.rebuild(session)  # no loan left: no business financed
 
 

@@ -149,8 +149,8 @@ def _exposure_on_sql(sel: Selection, clause: str, also: tuple[str, ...] | None =
     group by a dimension `also` has not (what tells the two apart).
 
     With `latest` (the day on or after every guaranteed loan's latest standing step: `_reads_latest`), each
-    guarantee's loan standing is its own copy of that step (`guarantees.standing_*`), not the standing of every
-    loan joined: the guarantees alone are read."""
+    guarantee's loan standing is its copy of that step (`guarantee_standing`, one row a guarantee), not the standing
+    of every loan (100,000 steps in force on the reference load, for 36,000 guarantees live)."""
     dims = sel.group_by if also is None else (*sel.group_by, *(d for d in also if d not in sel.group_by))
     covered, groups = _covered(Selection(sel.as_of, dims, sel.filters), clause)
     names = [f"p.g_{g}" for g in dims]
@@ -163,8 +163,9 @@ def _exposure_on_sql(sel: Selection, clause: str, also: tuple[str, ...] | None =
         flag = f", GROUPING({', '.join(others)}) > 0 AS in_also"
     rounded = HALF_EVEN.format(x="p.x")
     if latest:
-        outstanding = "g.standing_outstanding"
-        standing = "AND g.standing_on <= :only_day AND g.standing_valid_to > :only_day"
+        outstanding = "st.outstanding_principal"
+        standing = """JOIN reporting.guarantee_standing st ON st.guarantee_id = g.guarantee_id
+         AND st.standing_on <= :only_day AND st.standing_valid_to > :only_day"""
     else:
         outstanding = "st.outstanding_principal"
         standing = f"""JOIN (
@@ -208,7 +209,7 @@ async def _reads_latest(session: AsyncSession, day: date) -> bool:
     or after every one of those steps' start (today, as a rule), so the step in force that day is the latest."""
     if not USE_LATEST_STANDING:
         return False
-    latest = await session.scalar(text("SELECT max(standing_on) FROM reporting.guarantees"))
+    latest = await session.scalar(text("SELECT max(standing_on) FROM reporting.guarantee_standing"))
     return latest is None or day >= latest
 
 
