@@ -220,6 +220,8 @@ async def reference_load(url: str, loans: int, existed: bool) -> dict[str, objec
 
 
 def run() -> None:
+    if unknown := set(ONLY) - set(REPORTS):
+        raise SystemExit(f"REPORTS_ONLY: no such report {sorted(unknown)}; the reports are {', '.join(REPORTS)}")
     loans = int(os.environ.get("REFERENCE_LOANS", "100000"))
     kept = os.environ.get(KEPT_DATABASE)
     database = kept_database(kept) if kept else contextlib.nullcontext(None)
@@ -262,7 +264,7 @@ async def measure(url: str, port: int, token: str) -> dict[tuple[str, date], dic
                 for on in (CURRENT, PAST):
                     endpoint, query = await time_both(client, connection, report, on)
                     results[(report, on)] = {"endpoint": percentiles(endpoint), "query": percentiles(query)}
-                    print(report, on, endpoint, query, flush=True)
+                    print(report, on, results[(report, on)], flush=True)
     finally:
         await connection.close()
     return results
