@@ -55,11 +55,18 @@ loans = Table(
     Column("first_disbursed_on", Date, comment="value date of the first disbursement"),
     Column("written_off_on", Date),
     Column("written_off_principal", Numeric(20, 4)),
+    # its latest standing step (open-ended), kept by whoever writes the standing (`readmodel.portfolio`, migration
+    # 0017): the portfolio report on a day on or after every loan's latest step (today, as a rule) reads these
+    Column("latest_on", Date, comment="the start of its latest standing step"),
+    Column("latest_outstanding", Numeric(20, 4), comment="that step's outstanding principal"),
+    Column("latest_overdue_from", Date, comment="that step's overdue_from"),
+    Column("latest_status", String(30), comment="that step's status"),
     Index("ix_loans_lender", "lender_id"),
     Index("ix_loans_ica", "ica_id"),
     Index("ix_loans_business", "business_id"),
     # the loans written off by D, for the portfolio report (migration 0014)
     Index("ix_loans_written_off", "written_off_on", postgresql_where=text("written_off_on IS NOT NULL")),
+    Index("ix_loans_latest_on", "latest_on"),
     comment="one row per loan: its dimensions (loan.*)",
 )
 

@@ -596,6 +596,10 @@ LOAN_COLUMNS = (
     "first_disbursed_on",
     "written_off_on",
     "written_off_principal",
+    "latest_on",
+    "latest_outstanding",
+    "latest_overdue_from",
+    "latest_status",
 )
 STANDING_COLUMNS = ("loan_id", "on", "valid_to", "outstanding_principal", "overdue_from", "status")
 FLOW_COLUMNS = (
@@ -708,8 +712,11 @@ def project_loan(events: list[Event], rows: Rows) -> None:
             for on, s in steps.items():
                 overdue = date.fromisoformat(s["overdue_from"]) if s["overdue_from"] else None
                 standing[on] = (Decimal(s["outstanding_principal"]), overdue, s["status"])
-    rows.loans.append(tuple(loan.get(c) for c in LOAN_COLUMNS))
     dates = sorted(standing)
+    if dates:  # its latest step's copy on the loan (`readmodel.portfolio`)
+        loan["latest_on"] = dates[-1]
+        loan["latest_outstanding"], loan["latest_overdue_from"], loan["latest_status"] = standing[dates[-1]]
+    rows.loans.append(tuple(loan.get(c) for c in LOAN_COLUMNS))
     for n, on in enumerate(dates):
         outstanding, overdue, status = standing[on]
         valid_to = dates[n + 1] if n + 1 < len(dates) else END

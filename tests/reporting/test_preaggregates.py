@@ -22,6 +22,7 @@ from services.reporting.readmodel.portfolio import FLOW_DAYS_CLEAR_SQL, FLOW_DAY
 from services.reporting.readmodel.portfolio import SUBSCRIPTION as PORTFOLIO
 from services.reporting.reports import flows, guarantees
 from services.reporting.reports import impact as impact_report
+from services.reporting.reports import portfolio as portfolio_report
 from shared.db import make_sessionmaker
 from shared.events.contracts import EventEnvelope
 from tests.reporting.conftest import FUNDER, apply, rebuild_from
@@ -60,6 +61,7 @@ async def both_ways(api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, nam
     with monkeypatch.context() as patched:
         patched.setattr(guarantees, "USE_MONTH_ENDS", False)
         patched.setattr(guarantees, "USE_LATEST_STANDING", False)
+        patched.setattr(portfolio_report, "USE_LATEST_STANDING", False)
         patched.setattr(flows, "USE_DAY_TOTALS", False)
         patched.setattr(impact_report, "USE_IMPACT_DAYS", False)
         detailed = await report(api, name, **params)
@@ -82,7 +84,18 @@ async def kept_rows(connection: AsyncConnection) -> dict[str, list[tuple[Any, ..
     for table in tables:
         rows = await connection.execute(text(f"SELECT * FROM reporting.{table} ORDER BY 1, 2"))  # noqa: S608
         found[table] = [tuple(r) for r in rows]
+    rows = await connection.execute(text(f"SELECT {LOANS_LATEST} FROM reporting.loans ORDER BY loan_id"))  # noqa: S608
+    found["loans' latest step"] = [tuple(r) for r in rows]
     return found
+
+
+LOANS_LATEST = "loan_id, latest_on, latest_outstanding, latest_overdue_from, latest_status"
+# each loan's latest standing step, from the steps themselves
+LOANS_LATEST_SQL = """
+UPDATE reporting.loans l SET (latest_on, latest_outstanding, latest_overdue_from, latest_status) = (
+    SELECT s."on", s.outstanding_principal, s.overdue_from, s.status FROM reporting.loan_standing s
+    WHERE s.loan_id = l.loan_id ORDER BY s."on" DESC LIMIT 1)
+"""
 
 
 async def recomputed(connection: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
@@ -91,6 +104,7 @@ async def recomputed(connection: AsyncConnection) -> dict[str, list[tuple[Any, .
         await session.execute(text("DELETE FROM reporting.guarantee_month_ends"))
         await session.execute(text("DELETE FROM reporting.guarantee_month_end_totals"))
         await session.execute(text("DELETE FROM reporting.guarantee_standing"))
+        await session.execute(text(LOANS_LATEST_SQL))
         await exposure.refresh(session, everyone=True)
         days = [d for (d,) in await session.execute(text("SELECT DISTINCT value_date FROM reporting.loan_flows"))]
         await session.execute(text("DELETE FROM reporting.flow_days"))
@@ -142,9 +156,12 @@ async def test_the_pre_aggregates_equal_the_detailed_path_after_backdated_events
         m["cad"]["repaid_principal"] for m in year["total"]["months"][1:3]
     ]
     assert moved["total"]["months"][2]["cad"]["repaid_principal"] == "0.00"
-    for on in (D1, D2, date(2026, 4, 30), date(2026, 12, 31)):
+    for on in (D1, D2, D3, date(2026, 4, 30), date(2026, 12, 31)):
         await both_ways(api, monkeypatch, "guarantees", as_of=str(on))
         await both_ways(api, monkeypatch, "guarantees", as_of=str(on), lender=str(L1))
+        # the loans' copies of their latest step (read on and after 09-15, the latest step's start) and the standing
+        await both_ways(api, monkeypatch, "portfolio", as_of=str(on))
+        await both_ways(api, monkeypatch, "portfolio", as_of=str(on), group_by="currency", lender=str(L1))
         await both_ways(api, monkeypatch, "flows", **{"from": "2026-01-01", "as_of": str(on), "group_by": "currency"})
     assert await kept_rows(connection) == await recomputed(connection)
 

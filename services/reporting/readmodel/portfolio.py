@@ -115,6 +115,18 @@ async def replace_standing(session: AsyncSession, loan_id: uuid.UUID, standing: 
             for i, on in enumerate(dates)
         ],
     )
+    # the last step written is the loan's latest (open-ended: every later one was replaced): its copy on the loan
+    latest = steps[dates[-1]]
+    await session.execute(
+        update(loans)
+        .where(loans.c.loan_id == loan_id)
+        .values(
+            latest_on=dates[-1],
+            latest_outstanding=latest.outstanding_principal,
+            latest_overdue_from=latest.overdue_from,
+            latest_status=latest.status,
+        )
+    )
 
 
 # The day totals of the flows (`flow_days`) of the value dates named, recomputed from `loan_flows`: by the reference
@@ -333,6 +345,14 @@ INSERT INTO reporting.loan_standing (loan_id, "on", valid_to, outstanding_princi
 SELECT * FROM unnest(CAST(:loan_id AS uuid[]), CAST(:on AS date[]), CAST(:valid_to AS date[]),
                      CAST(:outstanding_principal AS numeric[]), CAST(:overdue_from AS date[]), CAST(:status AS text[]))
 """
+# each loan's copy of its latest standing step (the last one written: open-ended), on its row
+LATEST_SQL = """
+UPDATE reporting.loans l SET latest_on = v.on, latest_outstanding = v.outstanding_principal,
+                             latest_overdue_from = v.overdue_from, latest_status = v.status
+FROM unnest(CAST(:loan_id AS uuid[]), CAST(:on AS date[]), CAST(:outstanding_principal AS numeric[]),
+            CAST(:overdue_from AS date[]), CAST(:status AS text[])) AS v(loan_id, "on", outstanding_principal, overdue_from, status)
+WHERE l.loan_id = v.loan_id
+"""
 _CONTRACTS: dict[str, type[LoanFactsV1]] = {
     "loan.opened": LoanOpenedV1,
     "loan.disbursed": LoanDisbursedV1,
@@ -459,6 +479,9 @@ class _Page:
                 columns["overdue_from"].append(step.overdue_from)
                 columns["status"].append(step.status)
         await session.execute(text(STANDING_INSERT_SQL), columns)
+        last = [i for i, valid_to in enumerate(columns["valid_to"]) if valid_to == END]  # each loan's latest step
+        latest = {c: [values[i] for i in last] for c, values in columns.items() if c != "valid_to"}
+        await session.execute(text(LATEST_SQL), latest)
 
 
 async def on_portfolio_events(session: AsyncSession, events: list[EventEnvelope]) -> None:

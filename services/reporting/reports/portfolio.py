@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -83,7 +84,10 @@ def _bucket_filter(low: int, high: int | None) -> str:
     return f"dpd >= {low}" + (f" AND dpd <= {high}" if high is not None else "")
 
 
-def _sql(sel: Selection, clause: str) -> str:
+def _sql(sel: Selection, clause: str, latest: bool = False) -> str:
+    """The report's one statement. With `latest` (D on or after every loan's latest standing step: `_reads_latest`),
+    the loans active on D are read from each loan's copy of that step (`loans.latest_*`), not from the standing
+    steps in force joined to the loans."""
     groups = group_columns(sel, COLUMNS)
     names = [f"g_{g}" for g in sel.group_by]
     buckets = ",\n".join(
@@ -95,20 +99,26 @@ def _sql(sel: Selection, clause: str) -> str:
     if names:
         sets += ["(currency)", "()"]
     grouping = f"GROUPING({', '.join(names)})" if names else "0"
+    if latest:
+        outstanding, overdue = "l.latest_outstanding", "l.latest_overdue_from"
+        active = "FROM reporting.loans l"
+        clause_active = f"l.latest_status = 'active' AND l.latest_on <= CAST(:as_of AS date) AND {clause}"
+    else:
+        outstanding, overdue = "st.outstanding_principal", "st.overdue_from"
+        active = f"FROM {standing_on(active_only=True)} st\n    JOIN reporting.loans l ON l.loan_id = st.loan_id"
+        clause_active = clause
     # only fixed fragments are interpolated (dimension columns, bucket bounds); values are bound parameters
     return f"""
 WITH standing AS (
     -- the loans active on D: every figure but the write-offs
     SELECT l.loan_id, l.business_id, l.currency, {", ".join([*groups, "true AS _"])},
-           st.outstanding_principal AS outstanding,
+           {outstanding} AS outstanding,
            true AS active,
-           CASE WHEN st.overdue_from < CAST(:as_of AS date) THEN CAST(:as_of AS date) - st.overdue_from ELSE 0 END
-               AS dpd,
+           CASE WHEN {overdue} < CAST(:as_of AS date) THEN CAST(:as_of AS date) - {overdue} ELSE 0 END AS dpd,
            CASE WHEN l.written_off_on <= :as_of THEN l.written_off_principal END AS written_off
-    FROM {standing_on(active_only=True)} st
-    JOIN reporting.loans l ON l.loan_id = st.loan_id
+    {active}
     LEFT JOIN reporting.businesses b ON b.business_id = l.business_id
-    WHERE {clause}
+    WHERE {clause_active}
     UNION ALL
     -- the loans written off by D and not active then: their write-off only. A loan neither active nor written off
     -- on D (repaid, most of them on a current date) counts in no figure: it is not read
@@ -264,11 +274,22 @@ class PortfolioReport:
         return rows
 
 
+USE_LATEST_STANDING = True  # read the loans' copy of their latest step when it serves (tests compare)
+
+
+async def _reads_latest(session: AsyncSession, day: date) -> bool:
+    """Whether the loans active on `day` may be read from each loan's copy of its latest standing step: `day` is on
+    or after every one of those steps' start (today, as a rule), so the step in force that day is the latest."""
+    if not USE_LATEST_STANDING:
+        return False
+    latest = await session.scalar(text("SELECT max(latest_on) FROM reporting.loans"))
+    return latest is None or day >= latest
+
+
 async def portfolio_report(session: AsyncSession, sel: Selection, principal: Principal) -> PortfolioReport:
     clause, params = where(sel, principal, COLUMNS)
-    rows = (
-        await session.execute(text(_sql(sel, clause)), {**params, "as_of": sel.as_of, "default_dpd": DEFAULT_DPD})
-    ).all()
+    sql = _sql(sel, clause, latest=await _reads_latest(session, sel.as_of))
+    rows = (await session.execute(text(sql), {**params, "as_of": sel.as_of, "default_dpd": DEFAULT_DPD})).all()
     total = Figures()
     groups: dict[tuple[Any, ...], Figures] = defaultdict(Figures)
     for row in rows:
