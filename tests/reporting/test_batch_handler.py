@@ -160,6 +160,16 @@ async def test_the_batch_handler_builds_the_same_read_model_whatever_the_pages(c
         text("SELECT first_disbursed_on FROM reporting.loans WHERE loan_id = :l"), {"l": LOAN_B}
     )
     assert b.scalar_one().isoformat() == "2026-01-25"
+    # each loan's copy of its latest standing step is that step, after the restructuring and the backdated steps
+    latest = await connection.execute(
+        text(
+            "SELECT count(*) FROM reporting.loans l LEFT JOIN LATERAL (SELECT s.* FROM reporting.loan_standing s"
+            ' WHERE s.loan_id = l.loan_id ORDER BY s."on" DESC LIMIT 1) s ON true'
+            " WHERE (l.latest_on, l.latest_outstanding, l.latest_overdue_from, l.latest_status)"
+            ' IS DISTINCT FROM (s."on", s.outstanding_principal, s.overdue_from, s.status)'
+        )
+    )
+    assert latest.scalar_one() == 0
 
     rng = random.Random(5)
     layouts = [[1] * len(events), [2] * len(events), [3] * len(events), [7] * len(events), [len(events)]]

@@ -156,6 +156,13 @@ async def test_the_pre_aggregates_equal_the_detailed_path_after_backdated_events
         m["cad"]["repaid_principal"] for m in year["total"]["months"][1:3]
     ]
     assert moved["total"]["months"][2]["cad"]["repaid_principal"] == "0.00"
+    # the copies of the latest steps are read on D3 and after (every latest step began by then), not before
+    starts = await connection.execute(
+        text(
+            "SELECT (SELECT max(latest_on) FROM reporting.loans), (SELECT max(standing_on) FROM reporting.guarantee_standing)"
+        )
+    )
+    assert all(D2 < start <= D3 for start in starts.one())
     for on in (D1, D2, D3, date(2026, 4, 30), date(2026, 12, 31)):
         await both_ways(api, monkeypatch, "guarantees", as_of=str(on))
         await both_ways(api, monkeypatch, "guarantees", as_of=str(on), lender=str(L1))

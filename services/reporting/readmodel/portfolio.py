@@ -350,7 +350,8 @@ LATEST_SQL = """
 UPDATE reporting.loans l SET latest_on = v.on, latest_outstanding = v.outstanding_principal,
                              latest_overdue_from = v.overdue_from, latest_status = v.status
 FROM unnest(CAST(:loan_id AS uuid[]), CAST(:on AS date[]), CAST(:outstanding_principal AS numeric[]),
-            CAST(:overdue_from AS date[]), CAST(:status AS text[])) AS v(loan_id, "on", outstanding_principal, overdue_from, status)
+            CAST(:overdue_from AS date[]), CAST(:status AS text[]))
+     AS v(loan_id, "on", outstanding_principal, overdue_from, status)
 WHERE l.loan_id = v.loan_id
 """
 _CONTRACTS: dict[str, type[LoanFactsV1]] = {
