@@ -123,3 +123,18 @@ async def test_csv_has_a_header_row_then_one_row_per_group_with_plain_amounts(
     )
     lines = by_accept.text.splitlines()
     assert len(lines) == 2 and lines[1].startswith("4,4,93800.00,77800.00,0.829424,28800.00,0.307036,")
+
+
+async def test_a_grouped_csv_with_no_group_is_its_header_alone(
+    api: httpx.AsyncClient, scenario: list[EventEnvelope]
+) -> None:
+    # filtered to a lender with no loan: no group, so no row under the header (not the total's row, whose cells
+    # would sit under the group's columns, nor a 500)
+    nobody = str(uuid.uuid4())
+    for path in PATHS:
+        for group in ("country", "currency"):
+            params = {"as_of": str(D2), "group_by": group, "lender": nobody, "format": "csv"}
+            grouped = await api.get(path, params=params, headers=FUNDER)
+            assert grouped.status_code == 200, (path, group, grouped.text)
+            rows = list(csv.reader(io.StringIO(grouped.text)))
+            assert len(rows) == 1 and rows[0][0] == group, (path, group, rows)

@@ -171,7 +171,8 @@ class FlowsReport:
     def csv_rows(self) -> list[list[Any]]:
         rows = []
         groups = sorted(self.groups.items(), key=lambda kv: [str(k) for k in kv[0]]) if self.sel.group_by else []
-        for key, series in groups or [((), self.total)]:
+        # grouped: each group's months, none when no group has a loan; else the total's
+        for key, series in groups if self.sel.group_by else [((), self.total)]:
             for month in series.json(self._months()):
                 rows.append([*(None if k is None else str(k) for k in key), month["month"], *month["cad"].values()])
         return rows

@@ -246,7 +246,8 @@ class PortfolioReport:
     def csv_rows(self) -> list[list[Any]]:
         rows = []
         groups = sorted(self.groups.items(), key=lambda kv: [str(k) for k in kv[0]]) if self.sel.group_by else []
-        for key, figures in groups or [((), self.total)]:
+        # grouped: one row per group, none when no group has a loan; else the total's one row
+        for key, figures in groups if self.sel.group_by else [((), self.total)]:
             amounts = figures.in_cad(self.rates)
             currency = str(key[self.sel.group_by.index("currency")]) if "currency" in self.sel.group_by else None
             # a currency with no rate at all: its CAD cells are unknown (empty), never zero
