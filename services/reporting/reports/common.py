@@ -322,6 +322,13 @@ REPORTS_SESSION = {"jit": "off", "work_mem": "64MB"}
 STANDING_COLUMNS = 'loan_id, "on", valid_to, outstanding_principal, overdue_from, status'
 
 
+async def after_every_latest_step(session: AsyncSession, day: date, starts: str) -> bool:
+    """Whether `day` is on or after the start of every copy of a loan's latest standing step (`starts`: SQL giving
+    the latest of those starts), so that the step in force that day is each loan's latest (today, as a rule)."""
+    latest = await session.scalar(text(starts))
+    return latest is None or day >= latest
+
+
 def standing_on(day: str = "CAST(:as_of AS date)", active_only: bool = False) -> str:
     """A subquery of each loan's standing step in force on `day` (a SQL date expression), exactly the rows of
     `loan_standing` with on <= day < valid_to (`active_only`: those with status active, filtered in the index scans).

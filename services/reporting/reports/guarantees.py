@@ -36,6 +36,7 @@ from services.reporting.reports.common import (
     Columns,
     Rates,
     Selection,
+    after_every_latest_step,
     cad,
     closing_rates,
     group_columns,
@@ -205,12 +206,9 @@ USE_LATEST_STANDING = True  # read the guarantees' copy of their loan's latest s
 
 
 async def _reads_latest(session: AsyncSession, day: date) -> bool:
-    """Whether the exposure on `day` may read each guarantee's copy of its loan's latest standing step: `day` is on
-    or after every one of those steps' start (today, as a rule), so the step in force that day is the latest."""
-    if not USE_LATEST_STANDING:
-        return False
-    latest = await session.scalar(text("SELECT max(standing_on) FROM reporting.guarantee_standing"))
-    return latest is None or day >= latest
+    """Whether the exposure on `day` may read each guarantee's copy of its loan's latest standing step."""
+    starts = "SELECT max(standing_on) FROM reporting.guarantee_standing"
+    return USE_LATEST_STANDING and await after_every_latest_step(session, day, starts)
 
 
 async def _exposure(session: AsyncSession, sel: Selection, clause: str, params: dict[str, Any]) -> Any:

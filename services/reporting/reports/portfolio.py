@@ -22,6 +22,7 @@ from services.reporting.reports.common import (
     Columns,
     Rates,
     Selection,
+    after_every_latest_step,
     cad,
     closing_rates,
     group_columns,
@@ -279,12 +280,9 @@ USE_LATEST_STANDING = True  # read the loans' copy of their latest step when it 
 
 
 async def _reads_latest(session: AsyncSession, day: date) -> bool:
-    """Whether the loans active on `day` may be read from each loan's copy of its latest standing step: `day` is on
-    or after every one of those steps' start (today, as a rule), so the step in force that day is the latest."""
-    if not USE_LATEST_STANDING:
-        return False
-    latest = await session.scalar(text("SELECT max(latest_on) FROM reporting.loans"))
-    return latest is None or day >= latest
+    """Whether the loans active on `day` may be read from each loan's copy of its latest standing step."""
+    starts = "SELECT max(latest_on) FROM reporting.loans"
+    return USE_LATEST_STANDING and await after_every_latest_step(session, day, starts)
 
 
 async def portfolio_report(session: AsyncSession, sel: Selection, principal: Principal) -> PortfolioReport:
