@@ -119,23 +119,6 @@ async def read_feed_json(
     return orjson.dumps(page), next_after
 
 
-async def read_feed(
-    engine: AsyncEngine,
-    tables: EventTables,
-    *,
-    after: int,
-    limit: int,
-    types: set[str] | None,
-    subscription: str | None,
-    ack: int | None = None,
-) -> FeedPage:
-    """The page the route serves, as a consumer reads it."""
-    body, _ = await read_feed_json(
-        engine, tables, after=after, limit=limit, types=types, subscription=subscription, ack=ack
-    )
-    return FeedPage.model_validate_json(body)
-
-
 def feed_router(tables: EventTables) -> APIRouter:
     router = APIRouter(prefix="/internal/events", tags=["internal: events"], include_in_schema=False)
 

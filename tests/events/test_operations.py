@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import httpx
 from sqlalchemy import select, text
@@ -14,11 +15,17 @@ from services.applications.models import events as applications_events
 from shared.auth import SERVICE_HEADER, mint_service_token
 from shared.db import make_sessionmaker
 from shared.events.contracts import EventEnvelope
-from shared.events.feed import FeedPage, read_feed, read_feed_json
+from shared.events.feed import FeedPage, read_feed_json
 from shared.events.outbox import publish, sequence_batch
 from tests.conftest import INTERNAL_SECRET
 from tests.events.conftest import EventsPlatform, assert_exactly_once_in_order
 from tests.events.projection import SUBSCRIPTION, Recorded
+
+
+async def read_feed(engine: AsyncEngine, tables: Any, **options: Any) -> FeedPage:
+    """The page the feed route serves (`read_feed_json`), as a consumer reads it."""
+    body, _ = await read_feed_json(engine, tables, **options)
+    return FeedPage.model_validate_json(body)
 
 
 async def wait_until(predicate, timeout: float = 30):  # type: ignore[no-untyped-def]

@@ -164,11 +164,9 @@ def _exposure_on_sql(sel: Selection, clause: str, also: tuple[str, ...] | None =
         flag = f", GROUPING({', '.join(others)}) > 0 AS in_also"
     rounded = HALF_EVEN.format(x="p.x")
     if latest:
-        outstanding = "st.outstanding_principal"
         standing = """JOIN reporting.guarantee_standing st ON st.guarantee_id = g.guarantee_id
          AND st.standing_on <= :only_day AND st.standing_valid_to > :only_day"""
     else:
-        outstanding = "st.outstanding_principal"
         standing = f"""JOIN (
         SELECT s.loan_id, s.outstanding_principal FROM {standing_on("CAST(:only_day AS date)")} s OFFSET 0
     ) st ON st.loan_id = g.loan_id"""  # noqa: S608 - fixed fragments only
@@ -185,7 +183,7 @@ FROM (
                 "CAST(:only_day AS date) AS day",
                 *groups,
                 "g.cap_cad",
-                f"g.coverage_pct * {outstanding} * r.per_unit / r.divisor / 100 AS x",
+                "g.coverage_pct * st.outstanding_principal * r.per_unit / r.divisor / 100 AS x",
             ]
         )
     }
@@ -211,13 +209,17 @@ async def _reads_latest(session: AsyncSession, day: date) -> bool:
     return USE_LATEST_STANDING and await after_every_latest_step(session, day, starts)
 
 
-async def _exposure(session: AsyncSession, sel: Selection, clause: str, params: dict[str, Any]) -> Any:
-    """The exposure rows (day, groups, exposure) for the days and rates in `params`."""
+async def _exposure(
+    session: AsyncSession, sel: Selection, clause: str, params: dict[str, Any], also: tuple[str, ...] | None = None
+) -> Any:
+    """The exposure rows (day, groups, exposure) for the days and rates in `params`; with `also`, one day only, that
+    grouping's rows too (`_exposure_on_sql`)."""
     days = set(params["days"])
     if len(days) == 1:
         day = next(iter(days))
-        sql = _exposure_on_sql(sel, clause, latest=await _reads_latest(session, day))
+        sql = _exposure_on_sql(sel, clause, also=also, latest=await _reads_latest(session, day))
         return await session.execute(text(sql), {**params, "only_day": day})
+    assert also is None, "several days are computed one grouping at a time"
     return await session.execute(text(_exposure_sql(sel, clause)), params)
 
 
@@ -330,8 +332,7 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
 
     # D the only day computed here (as a rule) and the report grouped otherwise than the total: one pass gives both
     if set(exposure_params["days"]) == {sel.as_of} and set(sel.group_by) - set(total_sel.group_by):
-        both = _exposure_on_sql(sel, clause, also=total_sel.group_by, latest=await _reads_latest(session, sel.as_of))
-        for row in await session.execute(text(both), {**exposure_params, "only_day": sel.as_of}):
+        for row in await _exposure(session, sel, clause, exposure_params, also=total_sel.group_by):
             if row.in_also:
                 into_total(row)
             else:
