@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.reporting.reports import router
+from shared.db import create_engine, one_statement
 from tests.reporting.conftest import FUNDER
 from tests.support import service_app
 
@@ -66,3 +67,39 @@ async def test_a_report_reads_one_snapshot_and_cannot_write(
     assert seen["before"] == seen["after"] == 1  # the other commit is not in this report's snapshot
     assert seen["wrote"] is False and "read-only transaction" in seen["refusal"]
     assert committed == 2  # the other transaction's row is there; the report's attempt is not
+
+
+async def test_a_report_of_one_statement_runs_outside_a_transaction_and_the_next_report_reads_a_snapshot(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report read in one statement (`one_statement`) sends no BEGIN and no COMMIT; the connection it used, the
+    pool's only one, serves the next report in a read-only snapshot again."""
+
+    async def single(session: AsyncSession, *_: Any) -> Probe:
+        await one_statement(session)
+        return Probe({"isolation": await session.scalar(text("SHOW transaction_isolation"))})
+
+    async def several(session: AsyncSession, *_: Any) -> Probe:
+        return Probe(
+            {
+                "isolation": await session.scalar(text("SHOW transaction_isolation")),
+                "read_only": await session.scalar(text("SHOW transaction_read_only")),
+            }
+        )
+
+    monkeypatch.setattr(router, "pipeline_report", single)
+    monkeypatch.setattr(router, "portfolio_report", several)
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    app = service_app("reporting", engine)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://reporting") as api:
+            alone = (await api.get("/api/v1/reporting/pipeline", headers=FUNDER)).json()
+            after = (await api.get("/api/v1/reporting/portfolio", headers=FUNDER)).json()
+            flows = await api.get("/api/v1/reporting/flows", headers=FUNDER)  # the real one-statement report
+            again = (await api.get("/api/v1/reporting/portfolio", headers=FUNDER)).json()
+    finally:
+        await engine.dispose()
+    # the server's default level: no BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY was sent
+    assert alone == {"isolation": "read committed"}
+    assert flows.status_code == 200 and flows.json()["report"] == "flows"
+    assert after == again == {"isolation": "repeatable read", "read_only": "on"}

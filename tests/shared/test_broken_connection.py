@@ -79,3 +79,23 @@ async def test_a_peer_dying_while_the_connection_opens_is_a_503_not_a_500(monkey
     monkeypatch.setattr(httpx.AsyncClient, "request", buggy)
     with pytest.raises(AttributeError):  # a bug of ours is not disguised as an unavailable peer
         await client.get("portfolio", "/internal/fx/cad-equivalent", {})
+
+
+async def test_a_pooled_connection_whose_backend_ended_is_replaced_when_checked_out(database_url: str) -> None:
+    """PostgreSQL restarted, or the backend terminated, while a connection sat in the pool: the checkout's ping
+    finds it dead and the pool hands out a new one, so the request is served, not answered 503."""
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    other = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with engine.connect() as conn:  # alive: the same connection, kept
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() == pid
+        async with other.connect() as admin:
+            assert (await admin.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})).scalar_one()
+        async with engine.connect() as conn:
+            served = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert served != pid
+    finally:
+        await engine.dispose()
+        await other.dispose()

@@ -17,8 +17,9 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from functools import cache
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -308,8 +309,10 @@ def csv_response(name: str, sel: Selection, header: Sequence[str], rows: Iterabl
     )
 
 
-def json_response(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body)
+def json_response(body: dict[str, Any]) -> Response:
+    """The report as JSON, written by orjson (the same compact UTF-8 text as Starlette's JSONResponse, in a fraction of
+    its time for a grouped report's hundreds of figures)."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 # The reporting service's connections: no JIT (compiling a plan cost up to half a second for queries that run in a

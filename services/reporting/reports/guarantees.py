@@ -224,46 +224,54 @@ async def _exposure(
 
 
 def _claims_sql(sel: Selection, clause: str) -> str:
+    """The guarantees issued and their claims, per group and in total. The guarantees are counted in one aggregate
+    and the claims (few beside them) in another, each claim joined to its guarantee, then the two matched by group:
+    not every guarantee joined to its claims' figures and summed with them (a fifth to a half of the statement on
+    the reference load)."""
     covered, groups = _covered(sel, clause)
     names = [f"g_{g}" for g in sel.group_by]
     sets = f"({', '.join(names)}), ()" if names else "()"
     grouping = f"GROUPING({', '.join(names)})" if names else "1"
+    same_group = "".join(f" AND c.{n} IS NOT DISTINCT FROM i.{n}" for n in names)
     return f"""
-WITH covered AS (
-    SELECT {", ".join(["g.guarantee_id", "g.issued_on", "g.exposure_cad_at_issue", *groups])}
-    FROM {covered}
-    WHERE g.issued_on IS NOT NULL AND {clause}
-), per_claim AS (
-    -- claims are few beside guarantees: aggregated once per guarantee, then joined (no lookup per guarantee)
-    SELECT c.guarantee_id,
-        count(*) FILTER (WHERE c.filed_on <= :as_of) AS filed,
-        coalesce(sum(c.payout_cad) FILTER (WHERE c.filed_on <= :as_of), 0) AS filed_cad,
-        count(*) FILTER (WHERE c.paid_on <= :as_of) AS paid,
-        coalesce(sum(c.payout_cad) FILTER (WHERE c.paid_on <= :as_of), 0) AS paid_cad,
-        coalesce(sum(c.payout_cad) FILTER (WHERE c.paid_on > :period_start AND c.paid_on <= :as_of), 0)
-            AS paid_in_period,
-        coalesce(sum(x.recovered), 0) AS recovered_cad
-    FROM reporting.claims c
-    LEFT JOIN (
-        SELECT claim_id, sum(fund_share_cad) AS recovered FROM reporting.claim_recoveries
-        WHERE value_date <= :as_of GROUP BY claim_id
-    ) x ON x.claim_id = c.claim_id
-    GROUP BY c.guarantee_id
-), per_guarantee AS (
-    -- a guarantee without a claim (most of them) has NULL claim figures: the sums skip them (coalesced once, on
-    -- each sum), not add six zeros each
-    SELECT v.*, pc.filed, pc.filed_cad, pc.paid, pc.paid_cad, pc.paid_in_period, pc.recovered_cad
-    FROM covered v LEFT JOIN per_claim pc ON pc.guarantee_id = v.guarantee_id
+WITH issued AS (
+    SELECT {", ".join([*names, f"{grouping} AS all_groups"])},
+           count(*) FILTER (WHERE issued_on <= :as_of) AS guarantees_issued,
+           coalesce(sum(exposure_cad_at_issue) FILTER (WHERE issued_on <= :as_of), 0) AS issued_cad
+    FROM (
+        SELECT {", ".join(["g.issued_on", "g.exposure_cad_at_issue", *groups])}
+        FROM {covered}
+        WHERE g.issued_on IS NOT NULL AND {clause}
+    ) v
+    GROUP BY GROUPING SETS ({sets})
+), claimed AS (
+    SELECT {", ".join([*names, f"{grouping} AS all_groups"])},
+           count(*) FILTER (WHERE filed_on <= :as_of) AS claims_filed,
+           coalesce(sum(payout_cad) FILTER (WHERE filed_on <= :as_of), 0) AS claims_filed_cad,
+           count(*) FILTER (WHERE paid_on <= :as_of) AS claims_paid,
+           coalesce(sum(payout_cad) FILTER (WHERE paid_on <= :as_of), 0) AS claims_paid_cad,
+           coalesce(sum(payout_cad) FILTER (WHERE paid_on > :period_start AND paid_on <= :as_of), 0)
+               AS claims_paid_in_period_cad,
+           coalesce(sum(recovered), 0) AS recoveries_cad
+    FROM (
+        SELECT {", ".join(["c.filed_on", "c.paid_on", "c.payout_cad", "x.recovered", *groups])}
+        FROM {covered}
+        JOIN reporting.claims c ON c.guarantee_id = g.guarantee_id
+        LEFT JOIN (
+            SELECT claim_id, sum(fund_share_cad) AS recovered FROM reporting.claim_recoveries
+            WHERE value_date <= :as_of GROUP BY claim_id
+        ) x ON x.claim_id = c.claim_id
+        WHERE g.issued_on IS NOT NULL AND {clause}
+    ) v
+    GROUP BY GROUPING SETS ({sets})
 )
-SELECT {", ".join([*names, f"{grouping} AS all_groups"])},
-       count(*) FILTER (WHERE issued_on <= :as_of) AS guarantees_issued,
-       coalesce(sum(exposure_cad_at_issue) FILTER (WHERE issued_on <= :as_of), 0) AS issued_cad,
-       coalesce(sum(filed), 0) AS claims_filed, coalesce(sum(filed_cad), 0) AS claims_filed_cad,
-       coalesce(sum(paid), 0) AS claims_paid, coalesce(sum(paid_cad), 0) AS claims_paid_cad,
-       coalesce(sum(paid_in_period), 0) AS claims_paid_in_period_cad,
-       coalesce(sum(recovered_cad), 0) AS recoveries_cad
-FROM per_guarantee
-GROUP BY GROUPING SETS ({sets})
+SELECT i.*,
+       coalesce(c.claims_filed, 0) AS claims_filed, coalesce(c.claims_filed_cad, 0) AS claims_filed_cad,
+       coalesce(c.claims_paid, 0) AS claims_paid, coalesce(c.claims_paid_cad, 0) AS claims_paid_cad,
+       coalesce(c.claims_paid_in_period_cad, 0) AS claims_paid_in_period_cad,
+       coalesce(c.recoveries_cad, 0) AS recoveries_cad
+FROM issued i
+LEFT JOIN claimed c ON c.all_groups = i.all_groups{same_group}
 """  # noqa: S608 - fixed fragments only; values are bound parameters
 
 

@@ -42,6 +42,7 @@ from services.reporting.reports.common import (
 )
 from services.reporting.reports.portfolio import COLUMNS
 from shared.auth import Principal
+from shared.db import one_statement
 
 # figure, IRIS+ code (None where IRIS+ has none the fund reports by)
 COUNTED: tuple[tuple[str, str | None], ...] = (
@@ -239,6 +240,7 @@ async def impact_report(session: AsyncSession, sel: Selection, principal: Princi
     clause, params = where(sel, principal, COLUMNS)
     params |= {"as_of": sel.as_of}
     if USE_IMPACT_DAYS and clause == "true" and not sel.group_by:  # the whole fund: one statement
+        await one_statement(session)
         rows = (await session.execute(text(FUND_SQL), {**params, "pegged": PEGGED})).all()
         share = Share({r.currency: (Decimal(r.glp), Decimal(r.two_x_glp)) for r in rows if r.currency is not None})
         latest = {r.rate_currency: r for r in rows if r.rate_currency is not None}

@@ -29,6 +29,7 @@ from services.reporting.reports.common import (
     where,
 )
 from shared.auth import Principal
+from shared.db import one_statement
 
 COLUMNS = Columns(
     dimensions={
@@ -152,6 +153,7 @@ class PipelineReport:
 
 async def pipeline_report(session: AsyncSession, sel: Selection, principal: Principal) -> PipelineReport:
     clause, params = where(sel, principal, COLUMNS)
+    await one_statement(session)
     rows = (await session.execute(text(_sql(sel, clause)), {**params, "as_of": sel.as_of})).all()
     total = Funnel()
     groups: dict[tuple[Any, ...], Funnel] = defaultdict(Funnel)
