@@ -14,7 +14,6 @@ from datetime import date
 from decimal import Context, Decimal
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.reports.common import (
@@ -24,6 +23,7 @@ from services.reporting.reports.common import (
     key_json,
     key_of,
     local,
+    statement,
     where,
 )
 from services.reporting.reports.portfolio import COLUMNS
@@ -189,7 +189,7 @@ async def flows_report(session: AsyncSession, sel: Selection, start: date, princ
     stale: set[str] = set()
     missing: set[str] = set()
     await one_statement(session)
-    for row in await session.execute(text(sql), params):
+    for row in await session.execute(statement(sql), params):
         if row.missing:
             missing.add(row.currency)
         if row.stale:

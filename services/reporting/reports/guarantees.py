@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.readmodel.exposure import HALF_EVEN
@@ -44,6 +43,7 @@ from services.reporting.reports.common import (
     key_of,
     ratio,
     standing_on,
+    statement,
     where,
 )
 from services.reporting.reports.portfolio import COLUMNS
@@ -218,9 +218,9 @@ async def _exposure(
     if len(days) == 1:
         day = next(iter(days))
         sql = _exposure_on_sql(sel, clause, also=also, latest=await _reads_latest(session, day))
-        return await session.execute(text(sql), {**params, "only_day": day})
+        return await session.execute(statement(sql), {**params, "only_day": day})
     assert also is None, "several days are computed one grouping at a time"
-    return await session.execute(text(_exposure_sql(sel, clause)), params)
+    return await session.execute(statement(_exposure_sql(sel, clause)), params)
 
 
 def _claims_sql(sel: Selection, clause: str) -> str:
@@ -290,7 +290,7 @@ SELECT currency FROM found WHERE currency IS NOT NULL
 
 async def guarantee_currencies(session: AsyncSession) -> list[str]:
     """The currencies the guarantees are in."""
-    return [c for (c,) in await session.execute(text(CURRENCIES_SQL))]
+    return [c for (c,) in await session.execute(statement(CURRENCIES_SQL))]
 
 
 def sample_days(as_of: date, months: int = 12) -> tuple[date, list[date]]:
@@ -310,7 +310,7 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
     clause, params = where(sel, principal, COLUMNS)
     start, days = sample_days(sel.as_of)
     # the month ends up to the latest rate date are kept by the projections; the others (and D) are computed here
-    horizon = await session.scalar(text("SELECT max(rate_date) FROM reporting.fx_rates"))
+    horizon = await session.scalar(statement("SELECT max(rate_date) FROM reporting.fx_rates"))
     kept = [day for day in days[:-1] if USE_MONTH_ENDS and horizon is not None and day <= horizon]
     currencies = await guarantee_currencies(session)
     rates_on: dict[date, Rates] = {
@@ -355,14 +355,16 @@ async def guarantees_report(session: AsyncSession, sel: Selection, principal: Pr
             for row in await _exposure(session, sel, clause, now_params):
                 group_now[key_of(sel, row)] += Decimal(row.exposure)
     if kept:
-        for row in await session.execute(text(_month_ends_sql(clause)), {**params, "month_ends": kept}):
+        for row in await session.execute(statement(_month_ends_sql(clause)), {**params, "month_ends": kept}):
             total_by_day[row.day] += Decimal(row.exposure)
     claims_rows = (
-        await session.execute(text(_claims_sql(sel, clause)), {**params, "as_of": sel.as_of, "period_start": start})
+        await session.execute(
+            statement(_claims_sql(sel, clause)), {**params, "as_of": sel.as_of, "period_start": start}
+        )
     ).all()
     capital = Decimal(
         await session.scalar(
-            text("SELECT coalesce(sum(amount_cad), 0) FROM reporting.capital_entries WHERE value_date <= :as_of"),
+            statement("SELECT coalesce(sum(amount_cad), 0) FROM reporting.capital_entries WHERE value_date <= :as_of"),
             {"as_of": sel.as_of},
         )
         or 0
@@ -450,7 +452,7 @@ WHERE t.set_on <= :as_of AND {terms_clause}
 ORDER BY t.lender_id, t.set_on DESC, t.version DESC
 """  # noqa: S608
     rows = await session.execute(
-        text(terms_sql),
+        statement(terms_sql),
         {**terms_params, "as_of": sel.as_of},
     )
     return [
@@ -488,7 +490,7 @@ async def live_guarantees(session: AsyncSession, on: date, principal: Principal)
     }
     exposure = sum((Decimal(row.exposure) for row in await _exposure(session, sel, clause, params)), Decimal(0))
     count = await session.scalar(
-        text(
+        statement(
             "SELECT count(*) FROM reporting.guarantees g WHERE g.issued_on <= :on"
             " AND (g.expired_on IS NULL OR g.expired_on > :on) AND NOT EXISTS ("
             " SELECT 1 FROM reporting.claims c WHERE c.guarantee_id = g.guarantee_id AND c.paid_on <= :on)"

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.models import IMPACT_FIGURES
@@ -38,6 +37,7 @@ from services.reporting.reports.common import (
     rate_lookup,
     rates_from,
     ratio,
+    statement,
     where,
 )
 from services.reporting.reports.portfolio import COLUMNS
@@ -241,23 +241,23 @@ async def impact_report(session: AsyncSession, sel: Selection, principal: Princi
     params |= {"as_of": sel.as_of}
     if USE_IMPACT_DAYS and clause == "true" and not sel.group_by:  # the whole fund: one statement
         await one_statement(session)
-        rows = (await session.execute(text(FUND_SQL), {**params, "pegged": PEGGED})).all()
+        rows = (await session.execute(statement(FUND_SQL), {**params, "pegged": PEGGED})).all()
         share = Share({r.currency: (Decimal(r.glp), Decimal(r.two_x_glp)) for r in rows if r.currency is not None})
         latest = {r.rate_currency: r for r in rows if r.rate_currency is not None}
         return ImpactReport(sel, rates_from(share.by_currency, latest, sel.as_of), _counts(rows[0]), share, {}, {})
     # the total is counted apart: a business financed by two lenders is one business, though in two groups
     if USE_IMPACT_DAYS and clause == "true":  # every loan: the totals by date the projections keep
-        total = _counts((await session.execute(text(TOTALS_SQL), params)).one())
+        total = _counts((await session.execute(statement(TOTALS_SQL), params)).one())
     else:
         total_sel = Selection(sel.as_of, (), sel.filters)
-        total = _counts((await session.execute(text(_businesses_sql(total_sel, clause)), params)).one())
+        total = _counts((await session.execute(statement(_businesses_sql(total_sel, clause)), params)).one())
     groups: dict[tuple[Any, ...], dict[str, int]] = {}
     if sel.group_by:
-        for row in await session.execute(text(_businesses_sql(sel, clause)), params):
+        for row in await session.execute(statement(_businesses_sql(sel, clause)), params):
             groups[key_of(sel, row)] = _counts(row)
     total_share = Share({})
     shares: dict[tuple[Any, ...], Share] = defaultdict(lambda: Share({}))
-    for row in await session.execute(text(_portfolio_sql(sel, clause)), params):
+    for row in await session.execute(statement(_portfolio_sql(sel, clause)), params):
         target = total_share if row.all_groups or not sel.group_by else shares[key_of(sel, row)]
         target.by_currency[row.currency] = (Decimal(row.glp), Decimal(row.two_x_glp))
     rates = await closing_rates(session, total_share.by_currency, sel.as_of)

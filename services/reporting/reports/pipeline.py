@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.reports.common import (
@@ -26,6 +25,7 @@ from services.reporting.reports.common import (
     key_json,
     key_of,
     ratio,
+    statement,
     where,
 )
 from shared.auth import Principal
@@ -154,7 +154,7 @@ class PipelineReport:
 async def pipeline_report(session: AsyncSession, sel: Selection, principal: Principal) -> PipelineReport:
     clause, params = where(sel, principal, COLUMNS)
     await one_statement(session)
-    rows = (await session.execute(text(_sql(sel, clause)), {**params, "as_of": sel.as_of})).all()
+    rows = (await session.execute(statement(_sql(sel, clause)), {**params, "as_of": sel.as_of})).all()
     total = Funnel()
     groups: dict[tuple[Any, ...], Funnel] = defaultdict(Funnel)
     for row in rows:

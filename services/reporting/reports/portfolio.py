@@ -15,7 +15,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reporting.reports.common import (
@@ -31,6 +30,7 @@ from services.reporting.reports.common import (
     local,
     ratio,
     standing_on,
+    statement,
     where,
 )
 from shared.auth import Principal
@@ -288,7 +288,7 @@ async def _reads_latest(session: AsyncSession, day: date) -> bool:
 async def portfolio_report(session: AsyncSession, sel: Selection, principal: Principal) -> PortfolioReport:
     clause, params = where(sel, principal, COLUMNS)
     sql = _sql(sel, clause, latest=await _reads_latest(session, sel.as_of))
-    rows = (await session.execute(text(sql), {**params, "as_of": sel.as_of, "default_dpd": DEFAULT_DPD})).all()
+    rows = (await session.execute(statement(sql), {**params, "as_of": sel.as_of, "default_dpd": DEFAULT_DPD})).all()
     total = Figures()
     groups: dict[tuple[Any, ...], Figures] = defaultdict(Figures)
     for row in rows:
