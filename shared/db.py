@@ -72,16 +72,21 @@ def _connected(dbapi_connection: Any, record: Any) -> None:
     record.info["fresh"] = True  # just opened: its first checkout needs no ping
 
 
+PING_TIMEOUT_SECONDS = 5.0  # a connection whose peer went silent (half-open) is given up, not waited on for minutes
+
+
 def _ping(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-    """A pooled connection is pinged when it is checked out, as `pool_pre_ping` does, in one round trip: the
-    asyncpg dialect's own ping wraps its `;` in BEGIN and ROLLBACK (for PgBouncer's transaction mode, not used
-    here), three round trips on every request. A dead connection (PostgreSQL restarted, the backend terminated)
-    invalidates the pool's older connections, and the pool checks out a new one: the request is served."""
+    """A pooled connection is pinged when it is checked out, as `pool_pre_ping` does, in one round trip (two the
+    first time: asyncpg prepares the `;`): the asyncpg dialect's own ping wraps its `;` in BEGIN and ROLLBACK (for
+    PgBouncer's transaction mode, not used here), three round trips on every request. A dead connection
+    (PostgreSQL restarted, the backend terminated) invalidates the pool's older connections, and the pool checks out
+    a new one: the request is served."""
     if record.info.pop("fresh", False):
         return
     try:
-        dbapi_connection.run_async(lambda connection: connection.fetchrow(";"))
+        dbapi_connection.run_async(lambda connection: connection.fetchrow(";", timeout=PING_TIMEOUT_SECONDS))
     except Exception as error:
+        log.warning("a pooled connection did not answer a ping (%r): the pool's older connections are replaced", error)
         raise InvalidatePoolError(f"the pooled connection did not answer a ping: {error!r}") from error
 
 
@@ -167,15 +172,18 @@ class TransactionalRoute(APIRoute):
 
 def snapshot(engine: AsyncEngine) -> AsyncEngine:
     """The engine's connections in REPEATABLE READ, READ ONLY transactions (one `BEGIN` says both: no extra round
-    trip): every statement of a request reads the same snapshot, and nothing can be written."""
+    trip): every statement of a request reads the same snapshot, and nothing can be written (a request declared
+    `one_statement` runs its one statement outside a transaction)."""
     return engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
 
 
 async def one_statement(session: AsyncSession) -> None:
-    """Declare, before it, that the request reads in one statement. One statement sees one snapshot by itself, so
-    the session runs it outside a transaction: no BEGIN and COMMIT, two round trips of a report that takes a few
-    milliseconds. The connection goes back to the pool in the engine's own isolation level. A session joined to an
-    outer connection (tests) stays in that connection's transaction."""
+    """Declared by a route, before anything is read, when its request reads in one statement. One statement sees
+    one snapshot by itself, so the session runs it outside a transaction: no BEGIN and COMMIT, two round trips of a
+    report that takes a few milliseconds (and no READ ONLY either: the statement is a fixed SELECT). The connection
+    goes back to the pool in the engine's own isolation level. Once the session has read, or when it is joined to
+    an outer connection (tests), it stays in its transaction. Declared by the route, never by a report function a
+    request of several statements may reuse (the reconciliation reuses the pipeline's)."""
     if isinstance(session.bind, AsyncEngine) and not session.in_transaction():
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 

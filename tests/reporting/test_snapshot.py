@@ -4,6 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.reporting.reports import router
-from shared.db import create_engine, one_statement
+from shared.db import create_engine
 from tests.reporting.conftest import FUNDER
 from tests.support import service_app
 
@@ -72,23 +73,29 @@ async def test_a_report_reads_one_snapshot_and_cannot_write(
 async def test_a_report_of_one_statement_runs_outside_a_transaction_and_the_next_report_reads_a_snapshot(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A report read in one statement (`one_statement`) sends no BEGIN and no COMMIT; the connection it used, the
-    pool's only one, serves the next report in a read-only snapshot again."""
+    """The pipeline's route declares its report read in one statement (`one_statement`): no BEGIN, each statement
+    its own transaction; the connection it used, the pool's only one, serves the next report in a read-only
+    snapshot again."""
 
-    async def single(session: AsyncSession, *_: Any) -> Probe:
-        await one_statement(session)
-        return Probe({"isolation": await session.scalar(text("SHOW transaction_isolation"))})
+    async def transaction_of(session: AsyncSession) -> dict[str, Any]:
+        # now() is the transaction's start: the same for two statements of one transaction, not for two on their own
+        first = await session.scalar(text("SELECT now()"))
+        await asyncio.sleep(0.002)
+        second = await session.scalar(text("SELECT now()"))
+        return {
+            "isolation": await session.scalar(text("SHOW transaction_isolation")),
+            "read_only": await session.scalar(text("SHOW transaction_read_only")),
+            "one_transaction": first == second,
+        }
 
-    async def several(session: AsyncSession, *_: Any) -> Probe:
-        return Probe(
-            {
-                "isolation": await session.scalar(text("SHOW transaction_isolation")),
-                "read_only": await session.scalar(text("SHOW transaction_read_only")),
-            }
-        )
+    seen: list[dict[str, Any]] = []
 
-    monkeypatch.setattr(router, "pipeline_report", single)
-    monkeypatch.setattr(router, "portfolio_report", several)
+    async def probe(session: AsyncSession, *_: Any) -> Probe:
+        seen.append(await transaction_of(session))
+        return Probe(seen[-1])
+
+    monkeypatch.setattr(router, "pipeline_report", probe)
+    monkeypatch.setattr(router, "portfolio_report", probe)
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
     app = service_app("reporting", engine)
     try:
@@ -99,7 +106,7 @@ async def test_a_report_of_one_statement_runs_outside_a_transaction_and_the_next
             again = (await api.get("/api/v1/reporting/portfolio", headers=FUNDER)).json()
     finally:
         await engine.dispose()
-    # the server's default level: no BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY was sent
-    assert alone == {"isolation": "read committed"}
+    assert alone == {"isolation": "read committed", "read_only": "off", "one_transaction": False}
     assert flows.status_code == 200 and flows.json()["report"] == "flows"
-    assert after == again == {"isolation": "repeatable read", "read_only": "on"}
+    snapshot = {"isolation": "repeatable read", "read_only": "on", "one_transaction": True}
+    assert after == again == snapshot

@@ -28,7 +28,6 @@ from services.reporting.reports.common import (
 )
 from services.reporting.reports.portfolio import COLUMNS
 from shared.auth import Principal
-from shared.db import one_statement
 from shared.money import PEGGED_TO_EUR
 
 FLOWS = ("disbursed", "repaid_principal", "repaid_interest", "written_off", "recovered")
@@ -188,7 +187,6 @@ async def flows_report(session: AsyncSession, sel: Selection, start: date, princ
     groups: dict[tuple[Any, ...], Series] = defaultdict(Series)
     stale: set[str] = set()
     missing: set[str] = set()
-    await one_statement(session)
     for row in await session.execute(statement(sql), params):
         if row.missing:
             missing.add(row.currency)

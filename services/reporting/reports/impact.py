@@ -42,7 +42,6 @@ from services.reporting.reports.common import (
 )
 from services.reporting.reports.portfolio import COLUMNS
 from shared.auth import Principal
-from shared.db import one_statement
 
 # figure, IRIS+ code (None where IRIS+ has none the fund reports by)
 COUNTED: tuple[tuple[str, str | None], ...] = (
@@ -236,11 +235,16 @@ def _counts(row: Any) -> dict[str, int]:
     return {name: int(getattr(row, name)) for name, _ in (*COUNTED, ("businesses_with_facts", None))}
 
 
+def reads_in_one_statement(sel: Selection, principal: Principal) -> bool:
+    """Whether the report is read in one statement: the whole fund's, from the totals by date."""
+    clause, _ = where(sel, principal, COLUMNS)
+    return USE_IMPACT_DAYS and clause == "true" and not sel.group_by
+
+
 async def impact_report(session: AsyncSession, sel: Selection, principal: Principal) -> ImpactReport:
     clause, params = where(sel, principal, COLUMNS)
     params |= {"as_of": sel.as_of}
-    if USE_IMPACT_DAYS and clause == "true" and not sel.group_by:  # the whole fund: one statement
-        await one_statement(session)
+    if reads_in_one_statement(sel, principal):  # the whole fund: one statement
         rows = (await session.execute(statement(FUND_SQL), {**params, "pegged": PEGGED})).all()
         share = Share({r.currency: (Decimal(r.glp), Decimal(r.two_x_glp)) for r in rows if r.currency is not None})
         latest = {r.rate_currency: r for r in rows if r.rate_currency is not None}

@@ -29,7 +29,6 @@ from services.reporting.reports.common import (
     where,
 )
 from shared.auth import Principal
-from shared.db import one_statement
 
 COLUMNS = Columns(
     dimensions={
@@ -153,7 +152,6 @@ class PipelineReport:
 
 async def pipeline_report(session: AsyncSession, sel: Selection, principal: Principal) -> PipelineReport:
     clause, params = where(sel, principal, COLUMNS)
-    await one_statement(session)
     rows = (await session.execute(statement(_sql(sel, clause)), {**params, "as_of": sel.as_of})).all()
     total = Funnel()
     groups: dict[tuple[Any, ...], Funnel] = defaultdict(Funnel)

@@ -12,11 +12,11 @@ from fastapi.responses import Response
 from services.reporting.reports.common import FormatParam, Selection, csv_response, json_response, selection, wants_csv
 from services.reporting.reports.flows import flows_report
 from services.reporting.reports.guarantees import guarantees_report
-from services.reporting.reports.impact import impact_report
+from services.reporting.reports.impact import impact_report, reads_in_one_statement
 from services.reporting.reports.pipeline import pipeline_report
 from services.reporting.reports.portfolio import portfolio_report
 from shared.auth import CurrentPrincipal
-from shared.db import SessionDep, SnapshotRoute
+from shared.db import SessionDep, SnapshotRoute, one_statement
 from shared.problems import FieldError, UnprocessableContent, problem_responses
 
 router = APIRouter(prefix="/api/v1/reporting", tags=["reports"], route_class=SnapshotRoute)
@@ -51,6 +51,8 @@ async def portfolio(
 async def impact(
     request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
 ) -> Response:
+    if reads_in_one_statement(sel, principal):
+        await one_statement(session)
     report = await impact_report(session, sel, principal)
     if wants_csv(request, format_):
         return csv_response("impact", sel, report.csv_header(), report.csv_rows())
@@ -65,6 +67,7 @@ async def impact(
 async def pipeline(
     request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
 ) -> Response:
+    await one_statement(session)  # the pipeline is read in one statement
     report = await pipeline_report(session, sel, principal)
     if wants_csv(request, format_):
         return csv_response("pipeline", sel, report.csv_header(), report.csv_rows())
@@ -97,6 +100,7 @@ async def flows(
         raise UnprocessableContent(
             detail, errors=[FieldError(parameter="from", detail=detail).model_dump(exclude_none=True)]
         )
+    await one_statement(session)  # the flows are read in one statement
     report = await flows_report(session, sel, first, principal)
     if wants_csv(request, format_):
         return csv_response("flows", sel, report.csv_header(), report.csv_rows())
