@@ -11,10 +11,12 @@ import asyncio
 import os
 import secrets
 import shlex
+import shutil
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 from honcho.manager import Manager
@@ -30,9 +32,13 @@ def port_of(spec: ServiceSpec) -> int:
     return int(os.environ.get(f"{spec.env_prefix}PORT", spec.default_port))
 
 
-def command(spec: ServiceSpec, host: str, port: int) -> str:
+def command(spec: ServiceSpec, host: str, port: int, env: Mapping[str, str] | None = None) -> str:
+    """The service's uvicorn process, under `nice` when it runs at a lower CPU priority (`ServiceSpec.nice`)."""
+    nice = spec.nice(os.environ if env is None else env)
+    lower = ["nice", "-n", str(nice)] if nice > 0 and shutil.which("nice") else []
     return shlex.join(
         [
+            *lower,
             sys.executable,
             "-m",
             "uvicorn",
@@ -106,7 +112,7 @@ def main() -> int:
         manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
         gateway_host = env.get("GATEWAY_HOST", "127.0.0.1")
         for spec in SERVICES:
-            manager.add_process(spec.name, command(spec, host, port_of(spec)), env=env)
+            manager.add_process(spec.name, command(spec, host, port_of(spec), env), env=env)
         manager.add_process(GATEWAY.name, command(GATEWAY, gateway_host, port_of(GATEWAY)), env=env)
         for worker in WORKERS:
             manager.add_process(worker.name, worker.command(), env=env)

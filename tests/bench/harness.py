@@ -83,7 +83,7 @@ def processes(
             log = (log_dir / f"{spec.name}.log").open("wb")
             started.append(
                 subprocess.Popen(
-                    shlex.split(command(spec, "127.0.0.1", int(env[f"{spec.env_prefix}PORT"]))),
+                    shlex.split(command(spec, "127.0.0.1", int(env[f"{spec.env_prefix}PORT"]), env)),
                     cwd=ROOT,
                     env=env,
                     stdout=log,

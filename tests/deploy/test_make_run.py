@@ -69,13 +69,21 @@ def stop(process: subprocess.Popen[bytes], data_dir: Path, ports: dict[str, int]
 
 
 def check_push_applier(process: subprocess.Popen[bytes], ports: dict[str, int]) -> None:
-    """The lenders' push applier runs as a process of its own, and the portfolio's web process only receives."""
+    """The lenders' push applier runs as a process of its own, and the portfolio's web process only receives; the
+    intake of pushes runs at the highest CPU priority of the platform."""
     children = supervised(process)
     workers = [p for p in children if p.cmdline()[1:3] == ["-m", PUSH_APPLIER.module]]
     assert len(workers) == 1, [p.cmdline() for p in children]
     web = [p for p in children if p.cmdline()[1:3] == ["-m", "uvicorn"] and str(ports["portfolio"]) in p.cmdline()]
     assert web and all(p.environ().get("PORTFOLIO_PUSHES_ENABLED") == "false" for p in web)
     assert workers[0].nice() >= web[0].nice() + 5, "the applier runs at a lower CPU priority than the web process"
+    # the intake first: the gateway and the portfolio at the normal priority, applications and guarantees at the
+    # applier's, reporting below it
+    uvicorns = [p for p in children if p.cmdline()[1:3] == ["-m", "uvicorn"]]
+    nice = {spec.name: [p.nice() for p in uvicorns if str(ports[spec.name]) in p.cmdline()] for spec in ALL}
+    assert nice["gateway"] == nice["portfolio"] == [web[0].nice()], nice
+    assert nice["applications"] == nice["guarantees"] == [workers[0].nice()], nice
+    assert nice["reporting"][0] >= workers[0].nice() + 5, nice
 
 
 def test_make_run_serves_everything_stops_cleanly_and_keeps_its_data(tmp_path: Path) -> None:

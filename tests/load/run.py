@@ -97,7 +97,7 @@ class Platform:
 
     def start(self, spec: ServiceSpec | WorkerSpec) -> None:
         log = (self.logs / f"{spec.name}.log").open("ab")
-        argv = spec.command() if isinstance(spec, WorkerSpec) else command(spec, "127.0.0.1", self.port(spec))
+        argv = spec.command() if isinstance(spec, WorkerSpec) else command(spec, "127.0.0.1", self.port(spec), self.env)
         self.procs[spec.name] = subprocess.Popen(shlex.split(argv), env=self.env, stdout=log, stderr=log)
 
     def wait_ready(self, spec: ServiceSpec, timeout: float = 60) -> None:
