@@ -38,15 +38,15 @@ class ServiceSpec:
         return int(env.get(f"{self.env_prefix}NICE", self.default_nice))
 
 
-# The intake of money data first. The gateway and the portfolio's web process (which receives the lenders' pushes)
-# run at the normal CPU priority; the push applier (niceness 5, `PUSH_APPLIER`), the applications and the
-# guarantees services (whose work during a burst of pushes is projecting the portfolio's events; their own
-# requests, submissions and claims, are few) one step below; the reporting service (the read model's projections
-# and the dashboards) below them all. Under a burst the cores go to receiving the pushes, then to applying them,
+# The intake of money data first. The gateway, the portfolio's web process (which receives the lenders' pushes) and
+# the applications service (which consumes no event) run at the normal CPU priority; the push applier (niceness 5,
+# `PUSH_APPLIER`) and the guarantees service (whose work during a burst of pushes is projecting the portfolio's
+# events; its own requests, claims and screenings, are few) one step below; the reporting service (the read
+# model's projections and the dashboards) below them all. Under a burst the cores go to receiving the pushes, then to applying them,
 # and the read models catch up after (the reconciliation shows how far behind reporting is). Idle or lightly loaded,
 # the priorities change nothing. On the 2-core machine (`make bench`, pushes): 540 → ~1,000 single pushes/s, p99
 # 187 → ~80 ms, 2,931 → ~3,700 items/s applied. `<NAME>_NICE=0` runs a service at the normal priority.
-NICE = {"applications": 5, "guarantees": 5, "reporting": 10}
+NICE = {"guarantees": 5, "reporting": 10}
 GATEWAY = ServiceSpec("gateway", DEFAULT_PORTS["gateway"])
 SERVICES = tuple(
     ServiceSpec(name, port, NICE.get(name, 0)) for name, port in DEFAULT_PORTS.items() if name != "gateway"

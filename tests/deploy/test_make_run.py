@@ -77,12 +77,12 @@ def check_push_applier(process: subprocess.Popen[bytes], ports: dict[str, int]) 
     web = [p for p in children if p.cmdline()[1:3] == ["-m", "uvicorn"] and str(ports["portfolio"]) in p.cmdline()]
     assert web and all(p.environ().get("PORTFOLIO_PUSHES_ENABLED") == "false" for p in web)
     assert workers[0].nice() >= web[0].nice() + 5, "the applier runs at a lower CPU priority than the web process"
-    # the intake first: the gateway and the portfolio at the normal priority, applications and guarantees at the
+    # the intake first: the gateway, the portfolio and the applications at the normal priority, the guarantees at the
     # applier's, reporting below it
     uvicorns = [p for p in children if p.cmdline()[1:3] == ["-m", "uvicorn"]]
     nice = {spec.name: [p.nice() for p in uvicorns if str(ports[spec.name]) in p.cmdline()] for spec in ALL}
-    assert nice["gateway"] == nice["portfolio"] == [web[0].nice()], nice
-    assert nice["applications"] == nice["guarantees"] == [workers[0].nice()], nice
+    assert nice["gateway"] == nice["portfolio"] == nice["applications"] == [web[0].nice()], nice
+    assert nice["guarantees"] == [workers[0].nice()], nice
     assert nice["reporting"][0] >= workers[0].nice() + 5, nice
 
 
