@@ -42,9 +42,9 @@ class ServiceSpec:
 # the applications service (which consumes no event) run at the normal CPU priority; the push applier (niceness 5,
 # `PUSH_APPLIER`) and the guarantees service (whose work during a burst of pushes is projecting the portfolio's
 # events; its own requests, claims and screenings, are few) one step below; the reporting service (the read
-# model's projections and the dashboards) below them all. Under a burst the cores go to receiving the pushes, then to applying them,
-# and the read models catch up after (the reconciliation shows how far behind reporting is). Idle or lightly loaded,
-# the priorities change nothing. On the 2-core machine (`make bench`, pushes): 540 → ~1,000 single pushes/s, p99
+# model's projections and the dashboards) below them all. Under a burst the cores go to receiving the pushes, then
+# to applying them, and the read models catch up after (the reconciliation shows how far behind reporting is). Idle
+# or lightly loaded, the priorities change nothing. On the 2-core machine (`make bench`, pushes): 540 → ~1,000 single pushes/s, p99
 # 187 → ~80 ms, 2,931 → ~3,700 items/s applied. `<NAME>_NICE=0` runs a service at the normal priority.
 NICE = {"guarantees": 5, "reporting": 10}
 GATEWAY = ServiceSpec("gateway", DEFAULT_PORTS["gateway"])
