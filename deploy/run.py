@@ -113,7 +113,7 @@ def main() -> int:
         gateway_host = env.get("GATEWAY_HOST", "127.0.0.1")
         for spec in SERVICES:
             manager.add_process(spec.name, command(spec, host, port_of(spec), env), env=env)
-        manager.add_process(GATEWAY.name, command(GATEWAY, gateway_host, port_of(GATEWAY)), env=env)
+        manager.add_process(GATEWAY.name, command(GATEWAY, gateway_host, port_of(GATEWAY), env), env=env)
         for worker in WORKERS:
             manager.add_process(worker.name, worker.command(), env=env)
         shown_host = "localhost" if gateway_host in ("127.0.0.1", "0.0.0.0") else gateway_host  # noqa: S104

@@ -230,22 +230,21 @@ def _claims_sql(sel: Selection, clause: str) -> str:
     the whole fund's statement ~16 → ~11 ms, grouped by country ~49 → ~44 ms)."""
     covered, groups = _covered(sel, clause)
     names = [f"g_{g}" for g in sel.group_by]
-    sets = f"({', '.join(names)}), ()" if names else "()"
     grouping = f"GROUPING({', '.join(names)})" if names else "1"
+    head = ", ".join([*names, f"{grouping} AS all_groups"])  # each aggregate's group columns
+    sets = f"GROUP BY GROUPING SETS (({', '.join(names)}), ())" if names else "GROUP BY GROUPING SETS (())"
+    issued = f"FROM {covered}"  # the guarantees the report covers (issued), joined to what each aggregate reads
+    where_issued = f"WHERE g.issued_on IS NOT NULL AND {clause}"
     same_group = "".join(f" AND c.{n} IS NOT DISTINCT FROM i.{n}" for n in names)
     return f"""
 WITH issued AS (
-    SELECT {", ".join([*names, f"{grouping} AS all_groups"])},
+    SELECT {head},
            count(*) FILTER (WHERE issued_on <= :as_of) AS guarantees_issued,
            coalesce(sum(exposure_cad_at_issue) FILTER (WHERE issued_on <= :as_of), 0) AS issued_cad
-    FROM (
-        SELECT {", ".join(["g.issued_on", "g.exposure_cad_at_issue", *groups])}
-        FROM {covered}
-        WHERE g.issued_on IS NOT NULL AND {clause}
-    ) v
-    GROUP BY GROUPING SETS ({sets})
+    FROM (SELECT {", ".join(["g.issued_on", "g.exposure_cad_at_issue", *groups])} {issued} {where_issued}) v
+    {sets}
 ), claimed AS (
-    SELECT {", ".join([*names, f"{grouping} AS all_groups"])},
+    SELECT {head},
            count(*) FILTER (WHERE filed_on <= :as_of) AS claims_filed,
            coalesce(sum(payout_cad) FILTER (WHERE filed_on <= :as_of), 0) AS claims_filed_cad,
            count(*) FILTER (WHERE paid_on <= :as_of) AS claims_paid,
@@ -255,15 +254,15 @@ WITH issued AS (
            coalesce(sum(recovered), 0) AS recoveries_cad
     FROM (
         SELECT {", ".join(["c.filed_on", "c.paid_on", "c.payout_cad", "x.recovered", *groups])}
-        FROM {covered}
+        {issued}
         JOIN reporting.claims c ON c.guarantee_id = g.guarantee_id
         LEFT JOIN (
             SELECT claim_id, sum(fund_share_cad) AS recovered FROM reporting.claim_recoveries
             WHERE value_date <= :as_of GROUP BY claim_id
         ) x ON x.claim_id = c.claim_id
-        WHERE g.issued_on IS NOT NULL AND {clause}
+        {where_issued}
     ) v
-    GROUP BY GROUPING SETS ({sets})
+    {sets}
 )
 SELECT i.*,
        coalesce(c.claims_filed, 0) AS claims_filed, coalesce(c.claims_filed_cad, 0) AS claims_filed_cad,

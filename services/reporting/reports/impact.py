@@ -235,16 +235,21 @@ def _counts(row: Any) -> dict[str, int]:
     return {name: int(getattr(row, name)) for name, _ in (*COUNTED, ("businesses_with_facts", None))}
 
 
-def reads_in_one_statement(sel: Selection, principal: Principal) -> bool:
-    """Whether the report is read in one statement: the whole fund's, from the totals by date."""
-    clause, _ = where(sel, principal, COLUMNS)
+def _whole_fund(sel: Selection, clause: str) -> bool:
+    """Nothing narrows the loans and nothing groups them: the report is read in one statement, from the totals by
+    date."""
     return USE_IMPACT_DAYS and clause == "true" and not sel.group_by
+
+
+def reads_in_one_statement(sel: Selection, principal: Principal) -> bool:
+    """Whether the report is read in one statement (its route declares it: `shared.db.one_statement`)."""
+    return _whole_fund(sel, where(sel, principal, COLUMNS)[0])
 
 
 async def impact_report(session: AsyncSession, sel: Selection, principal: Principal) -> ImpactReport:
     clause, params = where(sel, principal, COLUMNS)
     params |= {"as_of": sel.as_of}
-    if reads_in_one_statement(sel, principal):  # the whole fund: one statement
+    if _whole_fund(sel, clause):  # the whole fund: one statement
         rows = (await session.execute(statement(FUND_SQL), {**params, "pegged": PEGGED})).all()
         share = Share({r.currency: (Decimal(r.glp), Decimal(r.two_x_glp)) for r in rows if r.currency is not None})
         latest = {r.rate_currency: r for r in rows if r.rate_currency is not None}
