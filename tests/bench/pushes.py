@@ -9,7 +9,9 @@
 The platform runs as `make run` runs it: the portfolio's web process receives pushes, its push applier process
 (`services.portfolio.pushes.worker`) applies them.
 
-The loans (2,000, XOF, disbursed) are set up in-process before the clock starts. The load generator, the gateway,
+The loans (2,000, XOF, disbursed) are set up in-process before the clock starts. Each phase starts once every
+event written before it has been read by every subscription (`wait_drained`): the read models' catching up on the
+set-up's events, or on the previous phase's, would otherwise run inside the measured window. The load generator, the gateway,
 the four services and PostgreSQL share the same 2-core machine.
 """
 
@@ -205,6 +207,41 @@ async def wait_closed(url: str, timeout: float = 300) -> None:
     await engine.dispose()
 
 
+async def wait_drained(url: str, timeout: float = APPLY_TIMEOUT) -> float:
+    """Waits (at most `timeout`) until every event written so far is sequenced and every subscription has read its
+    producer's feed to the end: a phase then starts on a quiet platform, not while the read models still catch up
+    on the set-up's or the previous phase's events (which would take their CPU from this phase's). Answers the
+    seconds waited."""
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    started = time.monotonic()
+    async with engine.connect() as conn:
+        producers = list(
+            await conn.scalars(text("SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox'"))
+        )
+        consumers = list(
+            await conn.scalars(
+                text("SELECT table_schema FROM information_schema.tables WHERE table_name = 'event_subscriptions'")
+            )
+        )
+        # the schema names come from the catalog: they are the services' own
+        unsequenced = [f"(SELECT count(*) FROM {p}.outbox WHERE position IS NULL)" for p in producers]  # noqa: S608
+        unread = [
+            f"(SELECT count(*) FROM {c}.event_subscriptions s WHERE s.producer = '{p}'"  # noqa: S608
+            f" AND s.position < (SELECT position FROM {p}.outbox_head))"
+            for c in consumers
+            for p in producers
+        ]
+        behind = text("SELECT " + " + ".join(unsequenced + unread))
+        while time.monotonic() - started < timeout:
+            waiting = await conn.scalar(behind)
+            await conn.commit()
+            if not waiting:
+                break
+            await asyncio.sleep(0.5)
+    await engine.dispose()
+    return time.monotonic() - started
+
+
 async def reset(url: str) -> None:
     engine = create_engine(url, pool_size=1, max_overflow=0)
     async with engine.begin() as conn:
@@ -219,10 +256,12 @@ def run() -> None:
         lender_id, secret, loans = asyncio.run(setup(url))
         with processes([*SERVICES, GATEWAY], env, Path(logs), WORKERS):
             asyncio.run(wait_closed(url))
+            asyncio.run(wait_drained(url))
             target = f"http://127.0.0.1:{ports[GATEWAY.name]}/webhooks/lenders/{lender_id}"
             single = asyncio.run(push_load(target, secret, loans, items=1, seconds=SECONDS))
             single_pushes, _, single_applied_s, single_applied, _ = asyncio.run(wait_applied(url))
             asyncio.run(reset(url))
+            asyncio.run(wait_drained(url))
             batched = asyncio.run(
                 push_load(target, secret, loans, items=BATCH, seconds=SECONDS, warmup=0.5, max_items=BATCH_MAX_ITEMS)
             )

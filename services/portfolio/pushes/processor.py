@@ -145,13 +145,19 @@ async def apply_pushes(session: AsyncSession, pushes: list[LenderPush], *, now: 
     for lender in lenders:
         own = [i.transaction_id for p, items in parsed if p.lender_id == lender for i in items if i.type == "notice"]
         notices[lender] = await _notices_seen(session, lender, own)
-    async with batched(session, event_tables):  # the events: written together at the end, not one by one
+    # the events: written together, with their feed positions, as the transaction's last work (`sequenced` holds
+    # the feed's head from then until the commit)
+    async with batched(session, event_tables, sequenced=True):
         for push, items in parsed:
             await _apply_items(session, push, items, ledgers, known, notices[push.lender_id])
-    await Ledgers.write(session, ledgers.values())
-    await session.flush()
+        await Ledgers.write(session, ledgers.values())
+        await session.flush()
+        await _record_outcomes(session, parsed, now or datetime.now(UTC))
+
+
+async def _record_outcomes(session: AsyncSession, parsed: list[tuple[LenderPush, list[Item]]], stamp: datetime) -> None:
+    """Each item's outcome, and each push's counts, `processed`."""
     rows = []
-    stamp = now or datetime.now(UTC)
     for push, items in parsed:
         counts = {"applied": 0, "duplicate": 0, "rejected": 0}
         for item in items:

@@ -314,12 +314,15 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
 # through `on_portfolio_event`.
 UPSERT_LOANS_SQL = """
 INSERT INTO reporting.loans AS l (loan_id, application_id, lender_id, business_id, ica_id, country, region, currency,
-                                  status, principal, first_disbursed_on, written_off_on, written_off_principal)
+                                  status, principal, first_disbursed_on, written_off_on, written_off_principal,
+                                  latest_on, latest_outstanding, latest_overdue_from, latest_status)
 SELECT * FROM unnest(CAST(:loan_id AS uuid[]), CAST(:application_id AS uuid[]), CAST(:lender_id AS uuid[]),
                      CAST(:business_id AS uuid[]), CAST(:ica_id AS uuid[]), CAST(:country AS text[]),
                      CAST(:region AS text[]), CAST(:currency AS text[]), CAST(:status AS text[]),
                      CAST(:principal AS numeric[]), CAST(:first_disbursed_on AS date[]),
-                     CAST(:written_off_on AS date[]), CAST(:written_off_principal AS numeric[]))
+                     CAST(:written_off_on AS date[]), CAST(:written_off_principal AS numeric[]),
+                     CAST(:latest_on AS date[]), CAST(:latest_outstanding AS numeric[]),
+                     CAST(:latest_overdue_from AS date[]), CAST(:latest_status AS text[]))
 ON CONFLICT (loan_id) DO UPDATE SET
     application_id = excluded.application_id, lender_id = excluded.lender_id, business_id = excluded.business_id,
     ica_id = excluded.ica_id, country = excluded.country, region = excluded.region, currency = excluded.currency,
@@ -327,7 +330,14 @@ ON CONFLICT (loan_id) DO UPDATE SET
     principal = coalesce(excluded.principal, l.principal),
     first_disbursed_on = least(l.first_disbursed_on, excluded.first_disbursed_on),
     written_off_on = coalesce(excluded.written_off_on, l.written_off_on),
-    written_off_principal = coalesce(excluded.written_off_principal, l.written_off_principal)
+    written_off_principal = coalesce(excluded.written_off_principal, l.written_off_principal),
+    -- the latest standing step's copy: from the page's steps when it replaced the loan's standing, else kept
+    latest_on = CASE WHEN excluded.latest_on IS NULL THEN l.latest_on ELSE excluded.latest_on END,
+    latest_outstanding = CASE WHEN excluded.latest_on IS NULL THEN l.latest_outstanding
+                              ELSE excluded.latest_outstanding END,
+    latest_overdue_from = CASE WHEN excluded.latest_on IS NULL THEN l.latest_overdue_from
+                               ELSE excluded.latest_overdue_from END,
+    latest_status = CASE WHEN excluded.latest_on IS NULL THEN l.latest_status ELSE excluded.latest_status END
 """
 # each loan's standing from its cut on replaced: the rows from the cut go, the row before it ends at the cut
 STANDING_CLEAR_SQL = """
@@ -337,22 +347,13 @@ WHERE s.loan_id = c.loan_id AND s.on >= c.cut
 STANDING_BEFORE_SQL = """
 UPDATE reporting.loan_standing s SET valid_to = c.cut
 FROM unnest(CAST(:loan_id AS uuid[]), CAST(:cut AS date[])) AS c(loan_id, cut)
-WHERE s.loan_id = c.loan_id
+WHERE s.loan_id = c.loan_id AND s.valid_to <> c.cut  -- already ending there: no new row version
   AND s.on = (SELECT max(b.on) FROM reporting.loan_standing b WHERE b.loan_id = c.loan_id AND b.on < c.cut)
 """
 STANDING_INSERT_SQL = """
 INSERT INTO reporting.loan_standing (loan_id, "on", valid_to, outstanding_principal, overdue_from, status)
 SELECT * FROM unnest(CAST(:loan_id AS uuid[]), CAST(:on AS date[]), CAST(:valid_to AS date[]),
                      CAST(:outstanding_principal AS numeric[]), CAST(:overdue_from AS date[]), CAST(:status AS text[]))
-"""
-# each loan's copy of its latest standing step (the last one written: open-ended), on its row
-LATEST_SQL = """
-UPDATE reporting.loans l SET latest_on = v.on, latest_outstanding = v.outstanding_principal,
-                             latest_overdue_from = v.overdue_from, latest_status = v.status
-FROM unnest(CAST(:loan_id AS uuid[]), CAST(:on AS date[]), CAST(:outstanding_principal AS numeric[]),
-            CAST(:overdue_from AS date[]), CAST(:status AS text[]))
-     AS v(loan_id, "on", outstanding_principal, overdue_from, status)
-WHERE l.loan_id = v.loan_id
 """
 _CONTRACTS: dict[str, type[LoanFactsV1]] = {
     "loan.opened": LoanOpenedV1,
@@ -445,6 +446,14 @@ class _Page:
         if not self.loans:
             return
         rows = list(self.loans.values())
+        for loan_id, row in self.loans.items():
+            # the loan's latest step (open-ended: every later one was replaced), copied on its row by the upsert
+            steps = self.steps.get(loan_id) if loan_id in self.cuts else None
+            latest = steps[max(steps)] if steps else None
+            row["latest_on"] = latest.on if latest else None
+            row["latest_outstanding"] = Decimal(latest.outstanding_principal) if latest else None
+            row["latest_overdue_from"] = latest.overdue_from if latest else None
+            row["latest_status"] = latest.status if latest else None
         await session.execute(text(UPSERT_LOANS_SQL), {c: [r[c] for r in rows] for c in rows[0]})
         await write_flows(session, list(self.flows.values()))  # after their loans: a flow's currency is its loan's
         await reverse_flows(session, self.reversed)
@@ -480,9 +489,6 @@ class _Page:
                 columns["overdue_from"].append(step.overdue_from)
                 columns["status"].append(step.status)
         await session.execute(text(STANDING_INSERT_SQL), columns)
-        last = [i for i, valid_to in enumerate(columns["valid_to"]) if valid_to == END]  # each loan's latest step
-        latest = {c: [values[i] for i in last] for c, values in columns.items() if c != "valid_to"}
-        await session.execute(text(LATEST_SQL), latest)
 
 
 async def on_portfolio_events(session: AsyncSession, events: list[EventEnvelope]) -> None:
