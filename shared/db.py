@@ -8,7 +8,7 @@ is sent, so a client never sees a success that was not committed. Any exception 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -38,6 +38,26 @@ POOL_TIMEOUT_SECONDS = 10.0
 def dumps_json(value: Any) -> str:
     """JSON text for a `jsonb` parameter, as `json.dumps` gives it (keys that are not strings written as strings)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def copy_rows(
+    session: AsyncSession, schema: str, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]
+) -> None:
+    """Inserts rows with PostgreSQL's binary COPY on the session's connection, in its transaction, in the order
+    given (defaults, such as a sequence's next value, taken row by row in that order). For thousands of rows at
+    once, e.g. a lender's push batch: about half the database's time of an `INSERT ... SELECT FROM unnest(...)`,
+    and the driver encodes each value once, without checking every element of an array for a nested one. A
+    `jsonb` column takes JSON text (`dumps_json`). A failure (a unique violation, say) is the driver's own
+    exception, not SQLAlchemy's: the caller rolls back, as after any failed statement."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None, "a pooled connection always has its driver's"
+    if not driver.is_in_transaction():
+        # SQLAlchemy begins the database transaction with the session's first statement: one before this
+        await session.execute(text("SELECT 1"))
+        assert driver.is_in_transaction(), "the session's transaction has begun"
+    await driver.copy_records_to_table(table, schema_name=schema, columns=list(columns), records=records)
 
 
 def create_engine(

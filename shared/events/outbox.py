@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shared.background import log_failure
-from shared.db import dumps_json
+from shared.db import copy_rows, dumps_json
 from shared.events.contracts import EventEnvelope, contract_for
 from shared.events.tables import EventTables
 from shared.logging import request_id_var
@@ -140,6 +140,20 @@ async def emit(
 
 
 _BATCH_KEY = "fisiq_events_batch"
+_OUTBOX_COLUMNS = (
+    "event_id",
+    "type",
+    "schema_version",
+    "aggregate_type",
+    "aggregate_id",
+    "aggregate_seq",
+    "occurred_at",
+    "producer",
+    "request_id",
+    "payload",
+    "position",
+    "sequenced_at",
+)
 
 
 @dataclass
@@ -225,39 +239,35 @@ async def _write_batch(session: AsyncSession, batch: _Batch, *, sequenced: bool)
         next_seq[key] += 1
     rows = batch.rows
     positions: list[int | None] = [None] * len(rows)
+    sequenced_at: datetime | None = None
     if sequenced:
         # after the aggregates' counters are locked (above): an event of the same aggregate committed before is
         # then among the waiting ones stamped here, ahead of this batch's
-        head, stamped = await _stamp_waiting(session, batch.tables, limit=None)
+        head, stamped, sequenced_at = await _stamp_waiting(session, batch.tables, limit=None)
         first = head + stamped + 1
         positions = list(range(first, first + len(rows)))
-    await session.execute(
-        text(
-            f"""
-            INSERT INTO "{schema}".outbox (event_id, type, schema_version, aggregate_type, aggregate_id, aggregate_seq,
-                                           occurred_at, producer, request_id, payload, position, sequenced_at)
-            SELECT e, t, v, at, ai, s, o, :producer, r, CAST(p AS jsonb), n, CASE WHEN n IS NOT NULL THEN now() END
-            FROM unnest(CAST(:event_ids AS uuid[]), CAST(:types AS text[]), CAST(:versions AS int[]),
-                        CAST(:agg_types AS text[]), CAST(:agg_ids AS text[]), CAST(:seqs AS bigint[]),
-                        CAST(:occurred AS timestamptz[]), CAST(:requests AS text[]), CAST(:payloads AS text[]),
-                        CAST(:positions AS bigint[]))
-                 WITH ORDINALITY AS x(e, t, v, at, ai, s, o, r, p, n, k)
-            ORDER BY k
-            """  # noqa: S608 - the schema is the service's own constant
+    await copy_rows(
+        session,
+        schema,
+        "outbox",
+        _OUTBOX_COLUMNS,
+        (
+            (
+                r["event_id"],
+                r["type"],
+                r["version"],
+                r["aggregate_type"],
+                r["aggregate_id"],
+                seq,
+                r["occurred_at"],
+                schema,
+                r["request_id"],
+                r["payload"],
+                position,
+                sequenced_at if position is not None else None,
+            )
+            for r, seq, position in zip(rows, seqs, positions, strict=True)
         ),
-        {
-            "producer": schema,
-            "event_ids": [r["event_id"] for r in rows],
-            "types": [r["type"] for r in rows],
-            "versions": [r["version"] for r in rows],
-            "agg_types": [r["aggregate_type"] for r in rows],
-            "agg_ids": [r["aggregate_id"] for r in rows],
-            "seqs": seqs,
-            "occurred": [r["occurred_at"] for r in rows],
-            "requests": [r["request_id"] for r in rows],
-            "payloads": [r["payload"] for r in rows],
-            "positions": positions,
-        },
     )
     if sequenced:
         await _advance_head(session, batch.tables, positions[-1])  # type: ignore[arg-type]
@@ -288,7 +298,7 @@ def _insert_statement(schema: str) -> TextClause:
 async def sequence_batch(engine: AsyncEngine, tables: EventTables, batch_size: int = 2000) -> int:
     """Stamp positions on committed, unsequenced events, in id order. Answers how many were stamped."""
     async with engine.begin() as conn:
-        head, stamped = await _stamp_waiting(conn, tables, limit=batch_size)
+        head, stamped, _ = await _stamp_waiting(conn, tables, limit=batch_size)
         if stamped:
             await _advance_head(conn, tables, head + stamped)
     return stamped
@@ -296,24 +306,27 @@ async def sequence_batch(engine: AsyncEngine, tables: EventTables, batch_size: i
 
 async def _stamp_waiting(
     executor: AsyncConnection | AsyncSession, tables: EventTables, *, limit: int | None
-) -> tuple[int, int]:
+) -> tuple[int, int, datetime]:
     """Locks the feed's head (until the transaction ends) and stamps the next positions on the committed,
-    unsequenced events, in id order (`limit` of them at most); answers the head before and how many it stamped.
-    The caller moves the head (`_advance_head`)."""
+    unsequenced events, in id order (`limit` of them at most); answers the head before, how many it stamped and
+    the time it stamped them at (the transaction's). The caller moves the head (`_advance_head`)."""
     outbox, head = tables.outbox, tables.outbox_head
-    current = await executor.scalar(select(head.c.position).where(head.c.id == 1).with_for_update())
-    assert current is not None, "outbox_head is missing its row: run the migrations"
+    locked = (
+        await executor.execute(select(head.c.position, func.now()).where(head.c.id == 1).with_for_update())
+    ).one_or_none()
+    assert locked is not None, "outbox_head is missing its row: run the migrations"
+    current, now = locked
     waiting = select(outbox.c.id).where(outbox.c.position.is_(None)).order_by(outbox.c.id)
     ids = (await executor.scalars(waiting if limit is None else waiting.limit(limit))).all()
     if ids:
         await executor.execute(
             text(
-                f'UPDATE "{tables.schema}".outbox AS o SET position = :base + v.n, sequenced_at = now() '  # noqa: S608
+                f'UPDATE "{tables.schema}".outbox AS o SET position = :base + v.n, sequenced_at = :now '  # noqa: S608
                 "FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS v(id, n) WHERE o.id = v.id"
             ),
-            {"base": current, "ids": list(ids)},
+            {"base": current, "ids": list(ids), "now": now},
         )
-    return int(current), len(ids)
+    return int(current), len(ids), now
 
 
 async def _advance_head(executor: AsyncConnection | AsyncSession, tables: EventTables, position: int) -> None:

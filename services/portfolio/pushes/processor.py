@@ -34,7 +34,7 @@ from services.portfolio.loans.operations import Refused, disburse, pay
 from services.portfolio.loans.service import Ledger, Ledgers
 from services.portfolio.pushes.models import LenderPush, PushItem
 from shared.background import log_failure, running
-from shared.db import make_sessionmaker
+from shared.db import copy_rows, make_sessionmaker
 from shared.events.outbox import batched
 
 log = logging.getLogger("services.portfolio.pushes")
@@ -157,24 +157,24 @@ async def apply_pushes(session: AsyncSession, pushes: list[LenderPush], *, now: 
 
 async def _record_outcomes(session: AsyncSession, parsed: list[tuple[LenderPush, list[Item]]], stamp: datetime) -> None:
     """Each item's outcome, and each push's counts, `processed`."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for push, items in parsed:
         counts = {"applied": 0, "duplicate": 0, "rejected": 0}
         for item in items:
             status = "rejected" if item.rejection is not None else item.outcome["status"]
             counts[status] += 1
             rows.append(
-                {
-                    "push_id": push.id,
-                    "index": item.index,
-                    "type": item.type,
-                    "transaction_id": item.transaction_id,
-                    "loan_id": item.loan_ref,
-                    "status": status,
-                    "reason": item.rejection.reason if item.rejection else None,
-                    "detail": item.rejection.detail if item.rejection else item.message,
-                    "loan_transaction_id": item.outcome.get("loan_transaction_id"),
-                }
+                (
+                    push.id,
+                    item.index,
+                    item.type,
+                    item.transaction_id,
+                    item.loan_ref,
+                    status,
+                    item.rejection.reason if item.rejection else None,
+                    item.rejection.detail if item.rejection else item.message,
+                    item.outcome.get("loan_transaction_id"),
+                )
             )
         outcome = {"status": "processed", "processed_at": stamp, "applied": counts["applied"]}
         outcome.update(duplicates=counts["duplicate"], rejected=counts["rejected"])
@@ -183,7 +183,7 @@ async def _record_outcomes(session: AsyncSession, parsed: list[tuple[LenderPush,
             # each); the objects say the same, without being marked for a flush
             set_committed_value(push, name, value)
     if rows:
-        await session.execute(_INSERT_ITEMS, {column: [row[column] for row in rows] for column in _ITEM_COLUMNS})
+        await copy_rows(session, "portfolio", "lender_push_items", _ITEM_COLUMNS, rows)
     await session.execute(
         text(
             """
@@ -216,16 +216,6 @@ _ITEM_COLUMNS = (
     "reason",
     "detail",
     "loan_transaction_id",
-)
-# the items' outcomes in one INSERT over arrays (an executemany is one statement per item)
-_INSERT_ITEMS = text(
-    """
-    INSERT INTO portfolio.lender_push_items (push_id, index, type, transaction_id, loan_id, status, reason, detail,
-                                             loan_transaction_id)
-    SELECT * FROM unnest(CAST(:push_id AS uuid[]), CAST(:index AS int[]), CAST(:type AS text[]),
-                         CAST(:transaction_id AS text[]), CAST(:loan_id AS text[]), CAST(:status AS text[]),
-                         CAST(:reason AS text[]), CAST(:detail AS text[]), CAST(:loan_transaction_id AS uuid[]))
-    """
 )
 
 
