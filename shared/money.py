@@ -70,13 +70,20 @@ def decimal_places(amount: Decimal) -> int:
     return max(0, -exponent)
 
 
+@lru_cache(maxsize=512)
+def quantum(currency: str) -> Decimal:
+    """The currency's smallest unit: 1 for XOF, 0.01 for CAD (made once: applying a pushed repayment rounds and
+    formats about ten amounts)."""
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
 def format_amount(amount: Decimal, currency: str) -> str:
-    return str(amount.quantize(Decimal(1).scaleb(-minor_units(currency))))
+    return str(amount.quantize(quantum(currency)))
 
 
 def round_money(amount: Decimal, currency: str, rounding: str = ROUND_HALF_EVEN) -> Decimal:
     """Round to the currency's minor units (banker's rounding unless told otherwise)."""
-    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=rounding)
+    return amount.quantize(quantum(currency), rounding=rounding)
 
 
 CurrencyCode = Annotated[

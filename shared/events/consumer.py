@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shared.auth import SERVICE_HEADER, mint_service_token
 from shared.background import log_failure
-from shared.db import make_sessionmaker
+from shared.db import copy_rows, make_sessionmaker
 from shared.events.contracts import EventEnvelope
 from shared.events.feed import FeedPage
 from shared.events.tables import EventTables
@@ -86,18 +86,6 @@ async def _cancel(task: asyncio.Future[Any] | None) -> None:
             await task
     elif task is not None and not task.cancelled():
         task.exception()  # retrieved, so it is not reported as lost
-
-
-@functools.cache
-def _inbox_statement(schema: str) -> TextClause:
-    """The inbox rows of a page's applied events, in one INSERT (no ON CONFLICT: an id already there is an error,
-    never a silent second application)."""
-    return text(
-        f"""
-        INSERT INTO "{schema}".event_inbox (subscription, event_id, position)
-        SELECT :subscription, e, p FROM unnest(CAST(:ids AS uuid[]), CAST(:positions AS bigint[])) AS x(e, p)
-        """  # noqa: S608 - the schema is the service's own constant
-    )
 
 
 CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
@@ -356,14 +344,13 @@ class Consumer:
                     log.warning("event %s (%s) failed in %s: %s", event.event_id, event.type, name, exc)
             if batch is not None and applied:
                 await batch(session, applied)
-            if applied:  # one statement for the page's ids (executemany cost a round of work per event)
-                await session.execute(
-                    _inbox_statement(self.tables.schema),
-                    {
-                        "subscription": name,
-                        "ids": [e.event_id for e in applied],
-                        "positions": [e.position for e in applied],
-                    },
+            if applied:  # one COPY of the page's ids (executemany cost a round of work per event)
+                await copy_rows(
+                    session,
+                    self.tables.schema,
+                    "event_inbox",
+                    ("subscription", "event_id", "position"),
+                    [(name, e.event_id, e.position) for e in applied],
                 )
             await session.execute(
                 update(subs)

@@ -32,6 +32,17 @@ def arrears(event_type: str, loan: dict[str, Any], outstanding: str, days: int) 
     )
 
 
+def paid(principal: str, interest: str) -> dict[str, str]:
+    return {
+        "penalties": "0",
+        "fees": "0",
+        "interest": interest,
+        "principal": principal,
+        "credit": "0",
+        "recovered": "0",
+    }
+
+
 def feed(lender: uuid.UUID) -> list[EventEnvelope]:
     a, b, c, d = (new_loan(lender) for _ in range(4))
     events = [
@@ -55,6 +66,9 @@ def feed(lender: uuid.UUID) -> list[EventEnvelope]:
         loan_event("loan.repayment_applied", a, outstanding_principal="0"),
         loan_event("loan.repaid", a, outstanding_principal="0", status="repaid"),
         loan_event("loan.repayment_applied", d, outstanding_principal="6000000"),
+        # interest only: the batch handler does not even look its guarantee up, and both leave it as it was
+        loan_event("loan.repayment_applied", b, outstanding_principal="12000000", allocation=paid("0", "40000")),
+        loan_event("loan.repayment_applied", b, outstanding_principal="11500000", allocation=paid("500000", "0")),
         loan_event("loan.repaid", a, outstanding_principal="0", status="repaid"),  # released already
     ]
     return events
@@ -106,7 +120,7 @@ async def test_the_batch_handler_does_what_the_per_event_handler_does(connection
     guarantees, announced = expected
     assert sorted(g[1] for g in guarantees) == ["active", "refused", "refused", "released"]
     assert sum("per lender" in (g[2] or "") for g in guarantees) == 1  # d's
-    assert [a[0] for a in announced].count("guarantee.exposure_changed") == 5
+    assert [a[0] for a in announced].count("guarantee.exposure_changed") == 6
     assert [a[0] for a in announced].count("guarantee.released") == 1
     assert sum(g[7] is not None for g in guarantees) == 1  # b, in arrears again after it was cured
     rng = random.Random(7)

@@ -245,6 +245,13 @@ async def follow(
         )
 
 
+def _pays_no_principal(event: EventEnvelope) -> bool:
+    if event.type != "loan.repayment_applied":
+        return False
+    allocation = event.payload.get("allocation")
+    return isinstance(allocation, dict) and Decimal(str(allocation.get("principal", "1"))) == 0
+
+
 def subscription(fx: InternalClient) -> Subscription:
     async def handle(session: AsyncSession, event: EventEnvelope) -> None:
         if event.type == "loan.opened":
@@ -258,6 +265,9 @@ def subscription(fx: InternalClient) -> Subscription:
         """The same as `handle` on each event in order, in fewer round trips: the page's guarantees locked at once,
         in id order (as a transaction locking several must, against deadlocks), their changes written by one flush
         (at commit), the events announced in two statements (`batched`)."""
+        # a repayment that paid no principal leaves the loan's outstanding, so its guarantee, as it was: `follow`
+        # would find nothing to change (interest and fees only, e.g. in a grace period or in arrears)
+        events = [e for e in events if not _pays_no_principal(e)]
         opened = {uuid.UUID(str(e.payload["loan_id"])) for e in events if e.type == "loan.opened"}
         loans = sorted({uuid.UUID(str(e.payload["loan_id"])) for e in events} - opened)
         # every loan of the page but those it opens (their guarantees are issued, then looked up, as the page goes):

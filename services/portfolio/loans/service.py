@@ -64,13 +64,7 @@ def facts(loan: Loan, standing: Sequence[Standing] = ()) -> dict[str, Any]:
     """The `LoanFactsV1` part of every loan event, as JSON (`publish` validates the whole payload); `standing`: the
     steps the change altered (`Ledger.standing`)."""
     return {
-        "loan_id": str(loan.id),
-        "application_id": str(loan.application_id),
-        "lender_id": str(loan.lender_id),
-        "business_id": str(loan.business_id),
-        "ica_id": str(loan.ica_id),
-        "country": loan.country,
-        "currency": loan.currency,
+        **_identity(loan),
         "outstanding_principal": format_amount(loan.outstanding_principal, loan.currency),
         "status": loan.status,
         "standing": [
@@ -83,6 +77,28 @@ def facts(loan: Loan, standing: Sequence[Standing] = ()) -> dict[str, Any]:
             for step in standing
         ],
     }
+
+
+_IDENTITY = "_fisiq_identity"
+
+
+def _identity(loan: Loan) -> dict[str, str]:
+    """What never changes of a loan, as its events say it; kept on a detached loan (a lender's push announces
+    hundreds of changes to each of its loans: five ids written as text each time)."""
+    known: dict[str, str] | None = loan.__dict__.get(_IDENTITY) if isinstance(loan, _Detached) else None
+    if known is None:
+        known = {
+            "loan_id": str(loan.id),
+            "application_id": str(loan.application_id),
+            "lender_id": str(loan.lender_id),
+            "business_id": str(loan.business_id),
+            "ica_id": str(loan.ica_id),
+            "country": loan.country,
+            "currency": loan.currency,
+        }
+        if isinstance(loan, _Detached):
+            loan.__dict__[_IDENTITY] = known
+    return known
 
 
 def allocation_json(allocation: Allocation, currency: str) -> dict[str, str]:

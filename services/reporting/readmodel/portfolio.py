@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from datetime import date
@@ -53,6 +54,7 @@ END = date.fromisoformat(FAR_FUTURE)
 FUND_REGIONS = ("002", "142", "419")  # Africa, Asia, Latin America and the Caribbean
 
 
+@functools.lru_cache(maxsize=512)
 def fund_region(alpha2: str) -> str:
     """The region the fund reports by: Africa (002), Asia (142), Latin America and the Caribbean (419); any other
     country falls under its own M49 region."""
