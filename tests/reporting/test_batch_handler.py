@@ -1,6 +1,6 @@
 """The portfolio feed's batch handler builds exactly the read model the per-event handler builds, whatever the
 pages: the scenario's events and harder ones (a second, backdated tranche; a reversal in the same page as its
-repayment and one before a flow of the same transaction; a transaction said twice; a recovery after the write-off;
+repayment and one before a flow of the same transaction; a transaction said twice; a step said again as stored; a recovery after the write-off;
 a backdated standing of several steps; an arrears event with no standing; rates between them)."""
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ def harder_events() -> list[EventEnvelope]:
     undo_d_first = reversal(LOAN_D, d_early, "sent before its repayment")  # names a transaction not known yet
     d_again = repaid(LOAN_D, "2026-05-02", "2000", "0", "6557570", None, "active")
     d_again.payload["transaction_id"] = d_early.payload["transaction_id"]  # said twice: the first flow stays
+    # interest only, the same day: the same standing step again (a page leaves the stored one alone)
+    d_interest = repaid(LOAN_D, "2026-05-02", "0", "500", "6557570", None, "active")
     tranche = disbursed(LOAN_B, "2026-01-25", "200000.00", "2026-03-01")  # backdated: before the first tranche
     tranche.payload["standing"] = [
         step("2026-01-25", "200000.00", "2026-03-01"),
@@ -118,10 +120,19 @@ def harder_events() -> list[EventEnvelope]:
     written_off = next(e for e in events if e.type == "loan.written_off")
     out = [*events[: at[b_disbursed.event_id] + 1], tranche, arrears]
     out += events[at[b_disbursed.event_id] + 1 : at[d_disbursed.event_id] + 1]
-    out += [a_march, undo_a, restructured, undo_d_first, d_early, d_again, rate("EUR", D2.replace(day=29), "1.58")]
+    out += [
+        a_march,
+        undo_a,
+        restructured,
+        undo_d_first,
+        d_early,
+        d_again,
+        d_interest,
+        rate("EUR", D2.replace(day=29), "1.58"),
+    ]
     out += [*events[at[d_disbursed.event_id] + 1 : at[written_off.event_id] + 1], recovery]
     out += events[at[written_off.event_id] + 1 :]
-    assert len(out) == len(events) + 10
+    assert len(out) == len(events) + 11
     return out
 
 
@@ -155,7 +166,7 @@ async def test_the_batch_handler_builds_the_same_read_model_whatever_the_pages(c
     flows = await connection.execute(
         text("SELECT count(*) FILTER (WHERE reversed), count(*) FROM reporting.loan_flows")
     )
-    assert tuple(flows.one()) == (1, 15)  # the 11 of the scenario, 4 more; 1 reversed
+    assert tuple(flows.one()) == (1, 16)  # the 11 of the scenario, 5 more; 1 reversed
     b = await connection.execute(
         text("SELECT first_disbursed_on FROM reporting.loans WHERE loan_id = :l"), {"l": LOAN_B}
     )

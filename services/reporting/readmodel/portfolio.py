@@ -352,6 +352,12 @@ FROM unnest(CAST(:loan_id AS uuid[]), CAST(:cut AS date[])) AS c(loan_id, cut)
 WHERE s.loan_id = c.loan_id AND s.valid_to <> c.cut  -- already ending there: no new row version
   AND s.on = (SELECT max(b.on) FROM reporting.loan_standing b WHERE b.loan_id = c.loan_id AND b.on < c.cut)
 """
+# each loan's standing from its cut on, as stored
+STANDING_FROM_SQL = """
+SELECT s.loan_id, s.on, s.outstanding_principal, s.overdue_from, s.status
+FROM reporting.loan_standing s
+JOIN unnest(CAST(:loan_id AS uuid[]), CAST(:cut AS date[])) AS c(loan_id, cut) ON s.loan_id = c.loan_id AND s.on >= c.cut
+"""
 STANDING_INSERT_SQL = """
 INSERT INTO reporting.loan_standing (loan_id, "on", valid_to, outstanding_principal, overdue_from, status)
 SELECT * FROM unnest(CAST(:loan_id AS uuid[]), CAST(:on AS date[]), CAST(:valid_to AS date[]),
@@ -460,6 +466,8 @@ class _Page:
         await write_flows(session, list(self.flows.values()))  # after their loans: a flow's currency is its loan's
         await reverse_flows(session, self.reversed)
         if self.cuts:
+            await self._leave_unchanged(session)
+        if self.cuts:
             await self._write_standing(session)
         if self.businesses:
             await impact.refresh(session, self.businesses)
@@ -470,6 +478,25 @@ class _Page:
                 by_day.setdefault(cut, []).append(loan_id)
             for cut, loan_ids in sorted(by_day.items()):
                 await exposure.refresh(session, loans=loan_ids, from_day=cut)
+
+    async def _leave_unchanged(self, session: AsyncSession) -> None:
+        """Drops from the page's replacements the loans whose standing from their cut on is stored as the page says
+        it (the same steps on the same dates: a repayment of interest only on a day the loan already had a step,
+        say): rewriting the same rows, and recomputing the impact and exposure figures they feed, would change
+        nothing."""
+        cut_loans = list(self.cuts)
+        stored: dict[uuid.UUID, dict[date, tuple[object, ...]]] = {}
+        for row in await session.execute(
+            text(STANDING_FROM_SQL), {"loan_id": cut_loans, "cut": [self.cuts[i] for i in cut_loans]}
+        ):
+            stored.setdefault(row.loan_id, {})[row.on] = (row.outstanding_principal, row.overdue_from, row.status)
+        for loan_id in cut_loans:
+            said = {
+                on: (Decimal(step.outstanding_principal), step.overdue_from, step.status)
+                for on, step in self.steps[loan_id].items()
+            }
+            if said == stored.get(loan_id):
+                del self.cuts[loan_id]
 
     async def _write_standing(self, session: AsyncSession) -> None:
         cut_loans = list(self.cuts)
