@@ -15,12 +15,12 @@ before D (a due date of D itself is not yet overdue); 0 when there is none.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 ZERO = Decimal(0)
 
@@ -37,9 +37,9 @@ class Kind(StrEnum):
 PAYMENTS = frozenset({Kind.repayment, Kind.recovery})
 
 
-@dataclass(frozen=True)
-class Due:
-    """One instalment of a schedule version."""
+class Due(NamedTuple):
+    """One instalment of a schedule version (a named tuple, not a frozen dataclass: a loan's book restores dozens of
+    them for each push that touches it, and a frozen dataclass sets each field through `object.__setattr__`)."""
 
     number: int
     due_date: date
@@ -72,7 +72,7 @@ class Allocation:
         return self.penalties + self.fees + self.interest + self.principal + self.credit + self.recovered
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     """An instalment with what has been charged and paid on it."""
 
@@ -264,56 +264,57 @@ def snapshot(book: Book) -> dict[str, Any]:
 
 def restore(data: dict[str, Any]) -> Book:
     """The book a snapshot describes, schedule included."""
+    if len(_DECIMALS) >= _INTERNED_AT_MOST:
+        _DECIMALS.clear()
+    if len(_DAYS) >= _INTERNED_AT_MOST:
+        _DAYS.clear()
+    amount, day = _DECIMALS, _DAYS
     lines = [
         Line(
-            Due(row[0], _day(row[1]), _decimal(row[2]), _decimal(row[3])),  # type: ignore[arg-type]
-            _decimal(row[4]),
-            _decimal(row[5]),
-            _decimal(row[6]),
-            _decimal(row[7]),
-            _decimal(row[8]),
-            _decimal(row[9]),
-            _day(row[10]),
+            Due(row[0], day[row[1]], amount[row[2]], amount[row[3]]),
+            amount[row[4]],
+            amount[row[5]],
+            amount[row[6]],
+            amount[row[7]],
+            amount[row[8]],
+            amount[row[9]],
+            day[row[10]] if row[10] else None,
         )
         for row in data["lines"]
     ]
     return Book(
         lines=lines,
-        disbursed=_decimal(data["disbursed"]),
-        credit=_decimal(data["credit"]),
-        written_off_principal=_decimal(data["written_off_principal"]),
+        disbursed=amount[data["disbursed"]],
+        credit=amount[data["credit"]],
+        written_off_principal=amount[data["written_off_principal"]],
         written_off_on=_day(data["written_off_on"]),
-        recovered_after_write_off=_decimal(data["recovered"]),
+        recovered_after_write_off=amount[data["recovered"]],
         last_value_date=_day(data["last_value_date"]),
         first_disbursed_on=_day(data["first_disbursed_on"]),
     )
 
 
+class _Interned(dict[str, Any]):
+    """Values parsed from their text once, looked up after (a miss parses and keeps it)."""
+
+    def __init__(self, parse: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.parse = parse
+
+    def __missing__(self, text: str) -> Any:
+        value = self[text] = self.parse(text)
+        return value
+
+
 # Restoring a book is on the path of every item of a lender's push: the same texts (zeros, a schedule's instalments
 # and due dates) are parsed once and their values shared, which is safe as Decimals and dates are immutable.
-_DECIMALS: dict[str, Decimal] = {}
-_DAYS: dict[str, date] = {}
+_DECIMALS = _Interned(Decimal)
+_DAYS = _Interned(date.fromisoformat)
 _INTERNED_AT_MOST = 100_000
 
 
-def _decimal(text: str) -> Decimal:
-    value = _DECIMALS.get(text)
-    if value is None:
-        if len(_DECIMALS) >= _INTERNED_AT_MOST:
-            _DECIMALS.clear()
-        value = _DECIMALS[text] = Decimal(text)
-    return value
-
-
 def _day(text: str | None) -> date | None:
-    if not text:
-        return None
-    value = _DAYS.get(text)
-    if value is None:
-        if len(_DAYS) >= _INTERNED_AT_MOST:
-            _DAYS.clear()
-        value = _DAYS[text] = date.fromisoformat(text)
-    return value
+    return _DAYS[text] if text else None
 
 
 def replay(schedule: Sequence[Due], entries: Iterable[Entry], *, on: date | None = None) -> Book:
