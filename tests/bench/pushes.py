@@ -290,7 +290,9 @@ def run() -> None:
   items/s applied** ({applied:,} of {items:,} items in {pushes:,} pushes, first received → last processed
   {applied_seconds:.1f} s{gave_up}; goal ≥ 5,000: {applied_ok}). The phase stops sending after {SECONDS:.0f} s or
   {BATCH_MAX_ITEMS:,} items, whichever comes first.
-- {LOANS:,} XOF loans, each item a repayment of 1 XOF on one of them, so every push locks many loans.
+- {LOANS:,} XOF loans, each item a repayment of 1 XOF on one of them, so every push locks many loans; each pays
+  interest only, on the day of the run, so the read models mostly find nothing to change (their light path). Each
+  phase starts once every subscription has read the feeds to the end.
 """,
     )
 
