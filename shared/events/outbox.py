@@ -187,7 +187,8 @@ def _row(
 @contextlib.asynccontextmanager
 async def batched(session: AsyncSession, tables: EventTables, *, sequenced: bool = False) -> AsyncIterator[None]:
     """Within the block, `publish()` collects events instead of writing each; they are written on leaving it, in
-    two statements whatever their number, in the same transaction and with the same guarantees (numbered per
+    two statements whatever their number (the counters' upsert and a COPY; a `sequenced` batch adds its stamps and
+    the head's move), in the same transaction and with the same guarantees (numbered per
     aggregate in publication order, the aggregates' counters locked in a stable order). For a transaction that
     announces hundreds of changes, e.g. a lender's push of 500 repayments. The envelopes `publish()` answers
     inside the block carry `aggregate_seq` 0.
@@ -309,10 +310,10 @@ async def _stamp_waiting(
 ) -> tuple[int, int, datetime]:
     """Locks the feed's head (until the transaction ends) and stamps the next positions on the committed,
     unsequenced events, in id order (`limit` of them at most); answers the head before, how many it stamped and
-    the time it stamped them at (the transaction's). The caller moves the head (`_advance_head`)."""
+    the time it stamped them at (the clock's, not the transaction's start: a push batch stamps at its end). The caller moves the head (`_advance_head`)."""
     outbox, head = tables.outbox, tables.outbox_head
     locked = (
-        await executor.execute(select(head.c.position, func.now()).where(head.c.id == 1).with_for_update())
+        await executor.execute(select(head.c.position, func.clock_timestamp()).where(head.c.id == 1).with_for_update())
     ).one_or_none()
     assert locked is not None, "outbox_head is missing its row: run the migrations"
     current, now = locked

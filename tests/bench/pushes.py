@@ -211,7 +211,7 @@ async def wait_drained(url: str, timeout: float = APPLY_TIMEOUT) -> float:
     """Waits (at most `timeout`) until every event written so far is sequenced and every subscription has read its
     producer's feed to the end: a phase then starts on a quiet platform, not while the read models still catch up
     on the set-up's or the previous phase's events (which would take their CPU from this phase's). Answers the
-    seconds waited."""
+    seconds waited; raises when they are still behind after `timeout`."""
     engine = create_engine(url, pool_size=1, max_overflow=0)
     started = time.monotonic()
     async with engine.connect() as conn:
@@ -232,6 +232,7 @@ async def wait_drained(url: str, timeout: float = APPLY_TIMEOUT) -> float:
             for p in producers
         ]
         behind = text("SELECT " + " + ".join(unsequenced + unread))
+        waiting = None
         while time.monotonic() - started < timeout:
             waiting = await conn.scalar(behind)
             await conn.commit()
@@ -239,6 +240,8 @@ async def wait_drained(url: str, timeout: float = APPLY_TIMEOUT) -> float:
                 break
             await asyncio.sleep(0.5)
     await engine.dispose()
+    if waiting is None or waiting:  # a phase started on a busy platform would not measure what it says
+        raise RuntimeError(f"the event feeds were not drained after {timeout:.0f} s ({waiting} behind)")
     return time.monotonic() - started
 
 

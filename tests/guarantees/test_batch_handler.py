@@ -66,9 +66,20 @@ def feed(lender: uuid.UUID) -> list[EventEnvelope]:
         loan_event("loan.repayment_applied", a, outstanding_principal="0"),
         loan_event("loan.repaid", a, outstanding_principal="0", status="repaid"),
         loan_event("loan.repayment_applied", d, outstanding_principal="6000000"),
-        # interest only: the batch handler does not even look its guarantee up, and both leave it as it was
-        loan_event("loan.repayment_applied", b, outstanding_principal="12000000", allocation=paid("0", "40000")),
+        # interest only, in date order: the batch handler does not even look its guarantee up, and both leave it
+        loan_event(
+            "loan.repayment_applied", b, outstanding_principal="12000000", allocation=paid("0", "40000"), standing=[{}]
+        ),
         loan_event("loan.repayment_applied", b, outstanding_principal="11500000", allocation=paid("500000", "0")),
+        # interest only but backdated: replayed before a later payment, it took that one's interest, which then paid
+        # principal: the outstanding moved (its standing is the steps from its date on)
+        loan_event(
+            "loan.repayment_applied",
+            b,
+            outstanding_principal="11400000",
+            allocation=paid("0", "40000"),
+            standing=[{}, {}],
+        ),
         loan_event("loan.repaid", a, outstanding_principal="0", status="repaid"),  # released already
     ]
     return events
@@ -120,7 +131,7 @@ async def test_the_batch_handler_does_what_the_per_event_handler_does(connection
     guarantees, announced = expected
     assert sorted(g[1] for g in guarantees) == ["active", "refused", "refused", "released"]
     assert sum("per lender" in (g[2] or "") for g in guarantees) == 1  # d's
-    assert [a[0] for a in announced].count("guarantee.exposure_changed") == 6
+    assert [a[0] for a in announced].count("guarantee.exposure_changed") == 7
     assert [a[0] for a in announced].count("guarantee.released") == 1
     assert sum(g[7] is not None for g in guarantees) == 1  # b, in arrears again after it was cured
     rng = random.Random(7)

@@ -246,10 +246,16 @@ async def follow(
 
 
 def _pays_no_principal(event: EventEnvelope) -> bool:
+    """A repayment recorded in value-date order (its standing is one step: nothing dated after it was replayed)
+    that paid no principal: the loan's outstanding is what it was. A backdated one can move it although it paid no
+    principal itself: replayed before a later payment, it takes that payment's interest, which then pays
+    principal."""
     if event.type != "loan.repayment_applied":
         return False
-    allocation = event.payload.get("allocation")
-    return isinstance(allocation, dict) and Decimal(str(allocation.get("principal", "1"))) == 0
+    allocation, standing = event.payload.get("allocation"), event.payload.get("standing")
+    if not isinstance(allocation, dict) or not isinstance(standing, list) or len(standing) != 1:
+        return False
+    return Decimal(str(allocation.get("principal", "1"))) == 0
 
 
 def subscription(fx: InternalClient) -> Subscription:
@@ -265,8 +271,8 @@ def subscription(fx: InternalClient) -> Subscription:
         """The same as `handle` on each event in order, in fewer round trips: the page's guarantees locked at once,
         in id order (as a transaction locking several must, against deadlocks), their changes written by one flush
         (at commit), the events announced in two statements (`batched`)."""
-        # a repayment that paid no principal leaves the loan's outstanding, so its guarantee, as it was: `follow`
-        # would find nothing to change (interest and fees only, e.g. in a grace period or in arrears)
+        # a repayment in value-date order that paid no principal leaves the loan's outstanding, so its guarantee, as
+        # it was: `follow` would find nothing to change (interest and fees only, e.g. in a grace period or arrears)
         events = [e for e in events if not _pays_no_principal(e)]
         opened = {uuid.UUID(str(e.payload["loan_id"])) for e in events if e.type == "loan.opened"}
         loans = sorted({uuid.UUID(str(e.payload["loan_id"])) for e in events} - opened)
