@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.auth import service_caller
 from shared.events.contracts import EventEnvelope
-from shared.events.tables import EventTables
+from shared.events.tables import ENVELOPE_COLUMNS, EventTables
 from shared.problems import Problem
 
 
@@ -43,21 +43,6 @@ class FeedPage(BaseModel):
     pruned_through: int
 
 
-# the envelope's columns besides its payload (`EventEnvelope`)
-_ENVELOPE_COLUMNS = (
-    "event_id",
-    "type",
-    "schema_version",
-    "aggregate_type",
-    "aggregate_id",
-    "aggregate_seq",
-    "occurred_at",
-    "producer",
-    "request_id",
-    "position",
-)
-
-
 async def read_feed_json(
     engine: AsyncEngine,
     tables: EventTables,
@@ -73,7 +58,7 @@ async def read_feed_json(
     contract when published), and no envelope model built. A page of 1,000 repayment events was about 100 us of
     CPU an event, for each consumer, validating and dumping envelopes."""
     outbox, head = tables.outbox, tables.outbox_head
-    columns = [outbox.c[name] for name in _ENVELOPE_COLUMNS]
+    columns = [outbox.c[name] for name in ENVELOPE_COLUMNS]
     # one snapshot for the pruning mark and the rows: a prune between two reads could otherwise hide a gap
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="REPEATABLE READ")
@@ -107,7 +92,7 @@ async def read_feed_json(
             ).all()
     events = [
         {
-            **dict(zip(_ENVELOPE_COLUMNS, row[:-1], strict=True)),  # the names as plain `str`, as orjson wants keys
+            **dict(zip(ENVELOPE_COLUMNS, row[:-1], strict=True)),  # the names as plain `str`, as orjson wants keys
             "event_id": str(row.event_id),  # the driver's own UUID type, which orjson does not take as one
             "payload": orjson.Fragment(row[-1]),
         }

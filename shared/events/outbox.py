@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from shared.background import log_failure
 from shared.db import copy_rows, dumps_json
 from shared.events.contracts import EventEnvelope, contract_for
-from shared.events.tables import EventTables
+from shared.events.tables import ENVELOPE_COLUMNS, EventTables
 from shared.logging import request_id_var
 
 log = logging.getLogger("shared.events.outbox")
@@ -140,20 +140,7 @@ async def emit(
 
 
 _BATCH_KEY = "fisiq_events_batch"
-_OUTBOX_COLUMNS = (
-    "event_id",
-    "type",
-    "schema_version",
-    "aggregate_type",
-    "aggregate_id",
-    "aggregate_seq",
-    "occurred_at",
-    "producer",
-    "request_id",
-    "payload",
-    "position",
-    "sequenced_at",
-)
+_OUTBOX_COLUMNS = (*ENVELOPE_COLUMNS, "payload", "sequenced_at")
 
 
 @dataclass
@@ -263,8 +250,8 @@ async def _write_batch(session: AsyncSession, batch: _Batch, *, sequenced: bool)
                 r["occurred_at"],
                 schema,
                 r["request_id"],
-                r["payload"],
                 position,
+                r["payload"],
                 sequenced_at if position is not None else None,
             )
             for r, seq, position in zip(rows, seqs, positions, strict=True)

@@ -126,3 +126,18 @@ def event_tables(metadata: MetaData) -> EventTables:
     return EventTables(
         schema, outbox, outbox_aggregates, outbox_head, outbox_subscribers, subscriptions, inbox, retries
     )
+
+
+# an event's columns as its envelope names them (`EventEnvelope`), its payload aside
+ENVELOPE_COLUMNS = (
+    "event_id",
+    "type",
+    "schema_version",
+    "aggregate_type",
+    "aggregate_id",
+    "aggregate_seq",
+    "occurred_at",
+    "producer",
+    "request_id",
+    "position",
+)

@@ -11,18 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import copy_rows, dumps_json, make_sessionmaker
+from shared.events.tables import ENVELOPE_COLUMNS
 
-COLUMNS = (
-    "event_id",
-    "type",
-    "schema_version",
-    "aggregate_type",
-    "aggregate_id",
-    "aggregate_seq",
-    "occurred_at",
-    "producer",
-    "payload",
-)
+COLUMNS = (*ENVELOPE_COLUMNS[:8], "payload")  # event_id ... producer, payload
 
 
 def _row(aggregate: str, seq: int, amount: int) -> tuple[object, ...]:
