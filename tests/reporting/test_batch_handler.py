@@ -260,3 +260,32 @@ async def test_the_guarantees_batch_handler_builds_the_same_read_model_whatever_
         got = await read_model(connection, GUARANTEE_TABLES)
         for table in GUARANTEE_TABLES:
             assert got[table] == expected[table], (table, sizes[:4])
+
+
+async def test_a_repayment_that_changes_no_figure_rewrites_no_row(connection: AsyncConnection) -> None:
+    """Interest only, on a day the loan already has a step: its flow is added, and the loan's row and standing
+    are left as they are (not rewritten with the same values: no new row version)."""
+    events = harder_events()
+    upto = next(i for i, e in enumerate(events) if e.type == "loan.repayment_applied" and e.aggregate_id == str(LOAN_D))
+    await apply_in_pages(connection, events[: upto + 1], [upto + 1])
+    stored = text(
+        "SELECT (SELECT xmin::text FROM reporting.loans WHERE loan_id = :l),"
+        ' (SELECT array_agg(xmin::text ORDER BY "on") FROM reporting.loan_standing WHERE loan_id = :l),'
+        " (SELECT count(*) FROM reporting.loan_flows WHERE loan_id = :l)"
+    )
+    loan_version, standing_versions, flows = (await connection.execute(stored, {"l": LOAN_D})).one()
+    first = events[upto].payload["standing"][0]
+    again = repaid(LOAN_D, first["on"], "0", "25", first["outstanding_principal"], first["overdue_from"], "active")
+    async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
+        await PORTFOLIO.batch_handler(session, [again])  # type: ignore[misc]
+        await session.commit()
+    after = (await connection.execute(stored, {"l": LOAN_D})).one()
+    assert after[2] == flows + 1  # the repayment was taken: its flow is there
+    assert (after[0], after[1]) == (loan_version, standing_versions)
+    # and a repayment that does change the outstanding rewrites them
+    paid = repaid(LOAN_D, first["on"], "10", "0", str(int(first["outstanding_principal"]) - 10), None, "active")
+    async with make_sessionmaker(connection, join_transaction_mode="create_savepoint")() as session:
+        await PORTFOLIO.batch_handler(session, [paid])  # type: ignore[misc]
+        await session.commit()
+    changed = (await connection.execute(stored, {"l": LOAN_D})).one()
+    assert changed[0] != loan_version and changed[1] != standing_versions

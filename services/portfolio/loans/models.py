@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.portfolio.db import Base
@@ -75,8 +75,10 @@ class Loan(Base):
     arrears_state: Mapped[str] = mapped_column(String(20), server_default="current")
     arrears_state_on: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # `json`, not `jsonb`: stored and read back as written, never queried inside (the loan's every change rewrites
+    # it; `jsonb` parsed it on each write and printed it on each read); compressed with lz4 where the server has it
     book: Mapped[dict[str, Any] | None] = mapped_column(
-        JSONB, comment="the book as of now (per instalment paid), to continue from without replaying the history"
+        JSON, comment="the book as of now (per instalment paid), to continue from without replaying the history"
     )
 
 
@@ -147,8 +149,9 @@ class Transaction(Base):
     source: Mapped[str] = mapped_column(String(10))  # staff | push
     push_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     comment: Mapped[str | None] = mapped_column(Text)
-    split: Mapped[dict[str, str]] = mapped_column(JSONB, comment="the amount's pro-rata parts per participant")
-    allocation: Mapped[dict[str, str] | None] = mapped_column(JSONB, comment="how a payment was allocated when applied")
+    # `json`: kept as written and never queried inside (`jsonb` would parse each on the way in, print it on the way out)
+    split: Mapped[dict[str, str]] = mapped_column(JSON, comment="the amount's pro-rata parts per participant")
+    allocation: Mapped[dict[str, str] | None] = mapped_column(JSON, comment="how a payment was allocated when applied")
     outstanding_after: Mapped[Decimal] = mapped_column(MONEY, comment="outstanding principal once applied")
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     recorded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

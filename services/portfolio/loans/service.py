@@ -445,7 +445,7 @@ class Ledgers:
                     book = v.book, updated_at = v.updated_at
                 FROM unnest(CAST(:ids AS uuid[]), CAST(:disbursed AS numeric[]), CAST(:outstanding AS numeric[]),
                             CAST(:credit AS numeric[]), CAST(:written_off AS numeric[]), CAST(:status AS text[]),
-                            CAST(:closed_on AS date[]), CAST(:book AS jsonb[]), CAST(:updated_at AS timestamptz[]))
+                            CAST(:closed_on AS date[]), CAST(:book AS json[]), CAST(:updated_at AS timestamptz[]))
                      AS v(id, disbursed, outstanding, credit, written_off, status, closed_on, book, updated_at)
                 WHERE l.id = v.id
                 """

@@ -314,10 +314,25 @@ async def on_portfolio_event(session: AsyncSession, event: EventEnvelope) -> Non
 # taking from its day's totals), impact and month ends recomputed once for what the page touched. What it does not
 # compose (a rate, a flow whose transaction a reversal earlier in the page named) flushes what is pending and goes
 # through `on_portfolio_event`.
-UPSERT_LOANS_SQL = """
-INSERT INTO reporting.loans AS l (loan_id, application_id, lender_id, business_id, ica_id, country, region, currency,
-                                  status, principal, first_disbursed_on, written_off_on, written_off_principal,
-                                  latest_on, latest_outstanding, latest_overdue_from, latest_status)
+# each column's value when the loan is already stored; the row is rewritten only when one of them changes (a
+# repayment of interest only changes none: rewriting the same row would add a row version and an entry in each of
+# the table's indexes, for nothing)
+_LOAN_UPDATES = {
+    **{c: f"excluded.{c}" for c in ("application_id", "lender_id", "business_id", "ica_id", "country", "region")},
+    "currency": "excluded.currency",
+    "status": "excluded.status",
+    "principal": "coalesce(excluded.principal, l.principal)",
+    "first_disbursed_on": "least(l.first_disbursed_on, excluded.first_disbursed_on)",
+    "written_off_on": "coalesce(excluded.written_off_on, l.written_off_on)",
+    "written_off_principal": "coalesce(excluded.written_off_principal, l.written_off_principal)",
+    # the latest standing step's copy: from the page's steps when it replaced the loan's standing, else kept
+    **{
+        c: f"CASE WHEN excluded.latest_on IS NULL THEN l.{c} ELSE excluded.{c} END"
+        for c in ("latest_on", "latest_outstanding", "latest_overdue_from", "latest_status")
+    },
+}
+UPSERT_LOANS_SQL = f"""
+INSERT INTO reporting.loans AS l (loan_id, {", ".join(_LOAN_UPDATES)})
 SELECT * FROM unnest(CAST(:loan_id AS uuid[]), CAST(:application_id AS uuid[]), CAST(:lender_id AS uuid[]),
                      CAST(:business_id AS uuid[]), CAST(:ica_id AS uuid[]), CAST(:country AS text[]),
                      CAST(:region AS text[]), CAST(:currency AS text[]), CAST(:status AS text[]),
@@ -325,22 +340,9 @@ SELECT * FROM unnest(CAST(:loan_id AS uuid[]), CAST(:application_id AS uuid[]), 
                      CAST(:written_off_on AS date[]), CAST(:written_off_principal AS numeric[]),
                      CAST(:latest_on AS date[]), CAST(:latest_outstanding AS numeric[]),
                      CAST(:latest_overdue_from AS date[]), CAST(:latest_status AS text[]))
-ON CONFLICT (loan_id) DO UPDATE SET
-    application_id = excluded.application_id, lender_id = excluded.lender_id, business_id = excluded.business_id,
-    ica_id = excluded.ica_id, country = excluded.country, region = excluded.region, currency = excluded.currency,
-    status = excluded.status,
-    principal = coalesce(excluded.principal, l.principal),
-    first_disbursed_on = least(l.first_disbursed_on, excluded.first_disbursed_on),
-    written_off_on = coalesce(excluded.written_off_on, l.written_off_on),
-    written_off_principal = coalesce(excluded.written_off_principal, l.written_off_principal),
-    -- the latest standing step's copy: from the page's steps when it replaced the loan's standing, else kept
-    latest_on = CASE WHEN excluded.latest_on IS NULL THEN l.latest_on ELSE excluded.latest_on END,
-    latest_outstanding = CASE WHEN excluded.latest_on IS NULL THEN l.latest_outstanding
-                              ELSE excluded.latest_outstanding END,
-    latest_overdue_from = CASE WHEN excluded.latest_on IS NULL THEN l.latest_overdue_from
-                               ELSE excluded.latest_overdue_from END,
-    latest_status = CASE WHEN excluded.latest_on IS NULL THEN l.latest_status ELSE excluded.latest_status END
-"""
+ON CONFLICT (loan_id) DO UPDATE SET {", ".join(f"{c} = {e}" for c, e in _LOAN_UPDATES.items())}
+WHERE ({", ".join(f"l.{c}" for c in _LOAN_UPDATES)}) IS DISTINCT FROM ({", ".join(_LOAN_UPDATES.values())})
+"""  # noqa: S608 (the columns and expressions: the constants above)
 # each loan's standing from its cut on replaced: the rows from the cut go, the row before it ends at the cut
 STANDING_CLEAR_SQL = """
 DELETE FROM reporting.loan_standing s USING unnest(CAST(:loan_id AS uuid[]), CAST(:cut AS date[])) AS c(loan_id, cut)
