@@ -11,10 +11,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
 
+from services.portfolio.pushes import processor as processor_module
 from services.portfolio.pushes.processor import Processor, process_next
 from shared.auth import Role
 from shared.db import make_sessionmaker
@@ -250,6 +252,45 @@ async def test_pushes_applied_together_stay_separate_and_a_faulty_one_is_set_asi
     assert "TypeError" in pushes[broken].last_error
     staff = (await api.get(f"/api/v1/portfolio/lenders/{first_id}/pushes?status=failed", headers=MANAGER)).json()
     assert [p["id"] for p in staff["items"]] == [str(broken)]
+
+
+async def test_the_processor_goes_on_while_a_batch_was_cut_by_its_limit_and_stops_once_caught_up(
+    api: httpx.AsyncClient, connection: AsyncConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lender_id, secret = await new_lender(api, "Banque du Centre")
+    (loan,) = await xof_loans(api, connection, lender_id, 1)
+    for n in range(5):
+        await send(api, lender_id, secret, [repayment(loan, f"C-{n}", "1000")])
+    processor = Processor(
+        None, batch_pushes=2, sessionmaker=make_sessionmaker(connection, join_transaction_mode="create_savepoint")
+    )
+    told: list[tuple[int, bool]] = []
+    claimed = processor._claimed
+
+    def spy(push_ids: list[uuid.UUID], backlog: bool) -> None:
+        told.append((len(push_ids), backlog))
+        claimed(push_ids, backlog)
+
+    processor._claimed = spy  # type: ignore[method-assign]
+    claims = 0
+
+    async def counted(*args: Any, **kwargs: Any) -> list[uuid.UUID]:
+        nonlocal claims
+        claims += 1
+        return await process_next(*args, **kwargs)
+
+    monkeypatch.setattr(processor_module, "process_next", counted)
+    # 2 + 2 claimed with more behind them, then the last one alone: every push waiting is applied by one drain,
+    # which stops there (the next batch waits for the next wake-up)
+    assert await processor.drain() == 5
+    assert told == [(2, True), (2, True), (1, False)]
+    assert claims == 3  # not a fourth claim to find nothing
+    applied = await connection.scalar(
+        text("SELECT sum(applied) FROM portfolio.lender_pushes WHERE lender_id = :l"), {"l": uuid.UUID(lender_id)}
+    )
+    assert applied == 5
+    statement = (await api.get(f"/api/v1/portfolio/loans/{loan}/transactions", headers=MANAGER)).json()["items"]
+    assert [t["external_id"] for t in statement if t["source"] == "push"] == [f"C-{n}" for n in range(5)]
 
 
 async def test_a_backdated_item_after_another_in_the_same_push_sees_it(

@@ -349,10 +349,11 @@ async def process_next(
     *,
     max_pushes: int = 1,
     max_items: int = 5000,
-    claimed_hook: Callable[[list[uuid.UUID]], None] | None = None,
+    claimed_hook: Callable[[list[uuid.UUID], bool], None] | None = None,
 ) -> list[uuid.UUID]:
     """Claims the oldest received pushes no one else is applying (up to `max_pushes`, and `max_items` items
-    beyond the first), applies them; answers their ids (none when idle). The caller commits."""
+    beyond the first), applies them; answers their ids (none when idle). The caller commits. `claimed_hook` is
+    told the pushes claimed, and whether more may be waiting behind them (the claim was cut by a limit)."""
     claimed = (
         await session.scalars(
             select(LenderPush)
@@ -362,18 +363,20 @@ async def process_next(
             .with_for_update(skip_locked=True)
         )
     ).all()
+    backlog = len(claimed) == max_pushes  # more may be waiting behind these
     claimed = await _in_lender_order(session, list(claimed))
     pushes: list[LenderPush] = []
     items = 0
     for push in claimed:
         if pushes and items + push.item_count > max_items:
+            backlog = True
             break  # left for the next round (still locked by this transaction, so no one else takes it meanwhile)
         pushes.append(push)
         items += push.item_count
     if not pushes:
         return []
     if claimed_hook is not None:
-        claimed_hook([p.id for p in pushes])
+        claimed_hook([p.id for p in pushes], backlog)
     await apply_pushes(session, pushes)
     return [p.id for p in pushes]
 
@@ -391,6 +394,7 @@ class Processor:
     sessionmaker: async_sessionmaker[AsyncSession] | None = None  # default: sessions on `engine`
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _current: list[uuid.UUID] = field(default_factory=list)
+    _backlog: bool = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -401,8 +405,12 @@ class Processor:
             yield
 
     async def drain(self) -> int:
-        """Applies pushes until none is waiting, several at a time; answers how many. When a batch fails (a fault,
-        not an item's rejection), its pushes are tried one by one, so one bad push cannot hold the others back;
+        """Applies pushes, several at a time, until a batch took every push that was waiting; answers how many.
+        What arrives while that batch is applied waits for the next wake-up or poll, and is applied together: a
+        batch's statements cost nearly as much for a few pushes as for hundreds (single-item pushes, measured
+        in-process: 480-565 us of the applier's CPU a push in batches of 55, about 380 in batches of 250).
+        When a batch fails (a fault, not an item's rejection), its pushes are tried one by one, so one bad push
+        cannot hold the others back;
         a push that fails alone is tried again behind the others, and set aside as `failed` after
         `MAX_ATTEMPTS`, for staff to look at (the lender's later pushes wait for it meanwhile, so that they apply
         in order). None is ever dropped."""
@@ -418,6 +426,8 @@ class Processor:
                 if not claimed:
                     return done
                 done += len(claimed)
+                if not self._backlog:
+                    return done  # caught up
             except Exception as exc:
                 failed = list(self._current)
                 if not failed:
@@ -466,8 +476,8 @@ class Processor:
                 )
             )
 
-    def _claimed(self, push_ids: list[uuid.UUID]) -> None:
-        self._current = push_ids
+    def _claimed(self, push_ids: list[uuid.UUID], backlog: bool) -> None:
+        self._current, self._backlog = push_ids, backlog
 
     async def run(self) -> None:
         while True:
