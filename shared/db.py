@@ -36,7 +36,8 @@ POOL_TIMEOUT_SECONDS = 10.0
 
 
 def dumps_json(value: Any) -> str:
-    """JSON text for a `jsonb` parameter, as `json.dumps` gives it (keys that are not strings written as strings)."""
+    """JSON text for a `json` or `jsonb` parameter, as `json.dumps` gives it (keys that are not strings written as
+    strings)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -47,7 +48,7 @@ async def copy_rows(
     given (defaults, such as a sequence's next value, taken row by row in that order). For thousands of rows at
     once, e.g. a lender's push batch: about half the database's time of an `INSERT ... SELECT FROM unnest(...)`,
     and the driver encodes each value once, without checking every element of an array for a nested one. A
-    `jsonb` column takes JSON text (`dumps_json`). A failure (a unique violation, say) is the driver's own
+    `json` or `jsonb` column takes JSON text (`dumps_json`). A failure (a unique violation, say) is the driver's own
     exception, not SQLAlchemy's: the caller rolls back, as after any failed statement."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
@@ -78,7 +79,7 @@ def create_engine(
         # a request waits at most this long for a connection, then is answered 503 (busy), not left hanging
         pool_timeout=pool_timeout,
         connect_args={"server_settings": {**(session_settings or {}), "application_name": application_name}},
-        # jsonb in and out with orjson: a loan's book is read and written for each push that touches it
+        # json and jsonb in and out with orjson: a loan's book is read and written for each push that touches it
         json_serializer=dumps_json,
         json_deserializer=orjson.loads,
     )

@@ -75,8 +75,9 @@ class Loan(Base):
     arrears_state: Mapped[str] = mapped_column(String(20), server_default="current")
     arrears_state_on: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    # `json`, not `jsonb`: stored and read back as written, never queried inside (the loan's every change rewrites
-    # it; `jsonb` parsed it on each write and printed it on each read); compressed with lz4 where the server has it
+    # `json`, not `jsonb`: stored and read back as written, never queried inside nor compared (no DISTINCT, GROUP
+    # BY or UNION over it: `json` has no equality); the loan's every change rewrites it, and `jsonb` parsed it on
+    # each write and printed it on each read; compressed with lz4 where the server has it (migration 0008)
     book: Mapped[dict[str, Any] | None] = mapped_column(
         JSON, comment="the book as of now (per instalment paid), to continue from without replaying the history"
     )
