@@ -35,19 +35,18 @@ def _has_lz4() -> bool:
 # one ALTER TABLE a table: each is a rewrite of the table and its indexes (under an exclusive lock), done once; the
 # compression set in the same statement as the type, so that the rewritten books are compressed with it (a type
 # change alone resets a column's compression to the server's default)
-def upgrade() -> None:
-    lz4 = ", ALTER COLUMN book SET COMPRESSION lz4" if _has_lz4() else ""
-    op.execute(f"ALTER TABLE portfolio.loans ALTER COLUMN book TYPE json USING book::json{lz4}")
+def _store_as(json_type: str, book_compression: str) -> None:
+    compression = f", ALTER COLUMN book SET COMPRESSION {book_compression}" if _has_lz4() else ""
+    op.execute(f"ALTER TABLE portfolio.loans ALTER COLUMN book TYPE {json_type} USING book::{json_type}{compression}")
     op.execute(
-        "ALTER TABLE portfolio.loan_transactions ALTER COLUMN split TYPE json USING split::json,"
-        " ALTER COLUMN allocation TYPE json USING allocation::json"
+        f"ALTER TABLE portfolio.loan_transactions ALTER COLUMN split TYPE {json_type} USING split::{json_type},"
+        f" ALTER COLUMN allocation TYPE {json_type} USING allocation::{json_type}"
     )
+
+
+def upgrade() -> None:
+    _store_as("json", "lz4")
 
 
 def downgrade() -> None:
-    default = ", ALTER COLUMN book SET COMPRESSION default" if _has_lz4() else ""
-    op.execute(f"ALTER TABLE portfolio.loans ALTER COLUMN book TYPE jsonb USING book::jsonb{default}")
-    op.execute(
-        "ALTER TABLE portfolio.loan_transactions ALTER COLUMN split TYPE jsonb USING split::jsonb,"
-        " ALTER COLUMN allocation TYPE jsonb USING allocation::jsonb"
-    )
+    _store_as("jsonb", "default")
