@@ -17,6 +17,7 @@ from shared.db import make_sessionmaker
 from shared.events.contracts import EventEnvelope
 from tests.guarantees.test_issuance import TODAY, loan_event, new_loan, opened, setup
 from tests.guarantees.test_room import FakeFx
+from tests.reporting.scenario import paid
 from tests.support import handle_in_pages, service_app
 
 
@@ -30,17 +31,6 @@ def arrears(event_type: str, loan: dict[str, Any], outstanding: str, days: int) 
         bucket="31-60",
         policy_version=1,
     )
-
-
-def paid(principal: str, interest: str) -> dict[str, str]:
-    return {
-        "penalties": "0",
-        "fees": "0",
-        "interest": interest,
-        "principal": principal,
-        "credit": "0",
-        "recovered": "0",
-    }
 
 
 def feed(lender: uuid.UUID) -> list[EventEnvelope]:

@@ -110,6 +110,18 @@ def disbursed(loan: uuid.UUID, at: str, amount: str, first_due: str) -> EventEnv
     )
 
 
+def paid(principal: str, interest: str) -> dict[str, str]:
+    """A repayment's allocation, as its event says it: interest and principal, nothing else."""
+    return {
+        "penalties": "0",
+        "fees": "0",
+        "interest": interest,
+        "principal": principal,
+        "credit": "0",
+        "recovered": "0",
+    }
+
+
 def repaid(
     loan: uuid.UUID, at: str, principal: str, interest: str, outstanding: str, overdue_from: str | None, status: str
 ) -> EventEnvelope:
@@ -124,14 +136,7 @@ def repaid(
         external_id=None,
         amount=total,
         value_date=at,
-        allocation={
-            "penalties": "0",
-            "fees": "0",
-            "interest": interest,
-            "principal": principal,
-            "credit": "0",
-            "recovered": "0",
-        },
+        allocation=paid(principal, interest),
         split={"lender": total},
     )
 

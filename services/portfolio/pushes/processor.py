@@ -411,10 +411,9 @@ class Processor:
         batch's statements cost nearly as much for a few pushes as for hundreds (single-item pushes, measured
         in-process: 480-565 us of the applier's CPU a push in batches of 55, about 380 in batches of 250).
         When a batch fails (a fault, not an item's rejection), its pushes are tried one by one, so one bad push
-        cannot hold the others back;
-        a push that fails alone is tried again behind the others, and set aside as `failed` after
-        `MAX_ATTEMPTS`, for staff to look at (the lender's later pushes wait for it meanwhile, so that they apply
-        in order). None is ever dropped."""
+        cannot hold the others back; a push that fails alone is tried again behind the others, and set aside as
+        `failed` after `MAX_ATTEMPTS`, for staff to look at (the lender's later pushes wait for it meanwhile, so
+        that they apply in order). None is ever dropped."""
         sessionmaker = self.sessionmaker or make_sessionmaker(self.engine)
         done = 0
         while True:
