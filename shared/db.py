@@ -8,16 +8,21 @@ is sent, so a client never sees a success that was not committed. Any exception 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import InvalidatePoolError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from shared.problems import database_unavailable
 
 log = logging.getLogger("shared.db")
 
@@ -207,6 +212,62 @@ async def one_statement(session: AsyncSession) -> None:
     request of several statements may reuse (the reconciliation reuses the pipeline's)."""
     if isinstance(session.bind, AsyncEngine) and not session.in_transaction():
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A fixed SQL text with `:name` parameters, compiled once for the driver (asyncpg's `$n` placeholders), with
+    the order its parameters are passed in: read by `fetch_one_statement`."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def compile(cls, sql: str) -> DriverStatement:
+        compiled = text(sql).compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+        return cls(str(compiled), tuple(compiled.positiontup or ()))
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+
+async def fetch_one_statement(
+    bind: AsyncEngine | AsyncConnection, statement: DriverStatement, params: Mapping[str, Any]
+) -> list[Any]:
+    """Reads one statement's rows on a pooled connection, through the driver (asyncpg `Record`s, read by name):
+    outside a transaction, where one statement sees one snapshot by itself, with no ORM session and no SQLAlchemy
+    result around it. For a read-only request that is one statement in all (the whole fund's impact report): that
+    request's CPU went from ~2.3 to ~1.5 ms in-process (a session and `one_statement` on the same statement), most
+    of what it costs beside its query. The connection is checked out as any other (pinged, with the service's
+    session settings); one that broke under the statement is discarded, and the request is answered 503
+    `database-unavailable` as on a session's path. `bind` is a connection where a test bound the app to one (its
+    outer transaction's): the statement runs in that transaction."""
+    if not isinstance(bind, AsyncEngine):
+        return await _fetch(bind, statement, params)
+    async with bind.connect() as connection:
+        try:
+            return await _fetch(connection, statement, params)
+        except Exception as exc:
+            if database_unavailable(exc):
+                await connection.invalidate(exc)
+            raise
+
+
+async def _fetch(connection: AsyncConnection, statement: DriverStatement, params: Mapping[str, Any]) -> list[Any]:
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    rows: list[Any] = await driver.fetch(statement.sql, *statement.arguments(params))
+    return rows
+
+
+@asynccontextmanager
+async def snapshot_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session as `SnapshotRoute` opens for its routes (every statement reads one snapshot; nothing is written),
+    for a route that needs one only on some of its paths (`fetch_one_statement` serves the others)."""
+    state = request.app.state
+    sessionmaker: async_sessionmaker[AsyncSession] = getattr(state, SnapshotRoute.sessionmaker_name, state.sessionmaker)
+    async with sessionmaker() as session:
+        yield session
 
 
 class SnapshotRoute(TransactionalRoute):

@@ -46,6 +46,7 @@ def service_app(name: str, bind: AsyncEngine | AsyncConnection) -> FastAPI:
     )
     if isinstance(bind, AsyncConnection):
         app.state.sessionmaker = make_sessionmaker(bind, join_transaction_mode="create_savepoint")
+        app.state.engine = bind  # what reads through the driver use (`shared.db.fetch_one_statement`)
     else:
         bind_database(app, bind)
     return app

@@ -73,6 +73,7 @@ async def test_nobody_writes_and_a_caller_needs_a_key(api: httpx.AsyncClient, pa
     ("params", "parameter"),
     [
         ({"as_of": "2026-02-30"}, "as_of"),
+        ({"as_of": "soon"}, "as_of"),
         ({"group_by": "country,colour"}, "group_by"),
         ({"group_by": "country,country"}, "group_by"),
         ({"country": "XX"}, "country"),
@@ -138,3 +139,19 @@ async def test_a_grouped_csv_with_no_group_is_its_header_alone(
             assert grouped.status_code == 200, (path, group, grouped.text)
             rows = list(csv.reader(io.StringIO(grouped.text)))
             assert len(rows) == 1 and rows[0][0] == group, (path, group, rows)
+
+
+async def test_the_openapi_describes_each_report_s_selection(api: httpx.AsyncClient) -> None:
+    """The selection is read from the query string by the reports themselves: its parameters are still described
+    to a partner, each once, beside the routes' own (`format`, the flows' `from`)."""
+    spec = (await api.get("/openapi.json")).json()
+    for path in PATHS:
+        parameters = spec["paths"][path]["get"]["parameters"]
+        by_name = {p["name"]: p for p in parameters}
+        assert len(by_name) == len(parameters), path
+        assert by_name["as_of"]["schema"] == {"type": "string", "format": "date"}
+        for name in ("group_by", "country", "region", "lender", "ica", "sector", "legal_form", "currency"):
+            assert by_name[name]["in"] == "query" and by_name[name]["schema"]["type"] == "array", (path, name)
+            assert by_name[name]["description"], (path, name)
+        assert "format" in by_name
+    assert "from" in {p["name"] for p in spec["paths"]["/api/v1/reporting/flows"]["get"]["parameters"]}

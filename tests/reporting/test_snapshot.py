@@ -75,7 +75,8 @@ async def test_a_report_of_one_statement_runs_outside_a_transaction_and_the_next
 ) -> None:
     """The pipeline's route declares its report read in one statement (`one_statement`): no BEGIN, each statement
     its own transaction; the connection it used, the pool's only one, serves the next report in a read-only
-    snapshot again."""
+    snapshot again. So does the connection the whole fund's impact report was read on through the driver; the
+    impact report of a selection is read in a snapshot."""
 
     async def transaction_of(session: AsyncSession) -> dict[str, Any]:
         # now() is the transaction's start: the same for two statements of one transaction, not for two on their own
@@ -96,6 +97,7 @@ async def test_a_report_of_one_statement_runs_outside_a_transaction_and_the_next
 
     monkeypatch.setattr(router, "pipeline_report", probe)
     monkeypatch.setattr(router, "portfolio_report", probe)
+    monkeypatch.setattr(router, "impact_report", probe)  # the impact report of a selection: read in a snapshot
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
     app = service_app("reporting", engine)
     try:
@@ -104,9 +106,13 @@ async def test_a_report_of_one_statement_runs_outside_a_transaction_and_the_next
             after = (await api.get("/api/v1/reporting/portfolio", headers=FUNDER)).json()
             flows = await api.get("/api/v1/reporting/flows", headers=FUNDER)  # the real one-statement report
             again = (await api.get("/api/v1/reporting/portfolio", headers=FUNDER)).json()
+            fund = await api.get("/api/v1/reporting/impact", headers=FUNDER)  # the whole fund's: through the driver
+            selected = (await api.get("/api/v1/reporting/impact?currency=XOF", headers=FUNDER)).json()
+            last = (await api.get("/api/v1/reporting/portfolio", headers=FUNDER)).json()
     finally:
         await engine.dispose()
     assert alone == {"isolation": "read committed", "read_only": "off", "one_transaction": False}
     assert flows.status_code == 200 and flows.json()["report"] == "flows"
     snapshot = {"isolation": "repeatable read", "read_only": "on", "one_transaction": True}
-    assert after == again == snapshot
+    assert after == again == selected == last == snapshot
+    assert fund.status_code == 200 and fund.json()["report"] == "impact"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.reporting.models import IMPACT_FIGURES
 from services.reporting.reports.common import (
@@ -42,6 +42,7 @@ from services.reporting.reports.common import (
 )
 from services.reporting.reports.portfolio import COLUMNS
 from shared.auth import Principal
+from shared.db import DriverStatement, fetch_one_statement
 
 # figure, IRIS+ code (None where IRIS+ has none the fund reports by)
 COUNTED: tuple[tuple[str, str | None], ...] = (
@@ -86,6 +87,7 @@ FROM totals t
 LEFT JOIN glp g ON true
 LEFT JOIN {rate_lookup("g.currency", "CAST(:as_of AS date)")} r ON true
 """  # noqa: S608 - fixed fragments only
+FUND_STATEMENT = DriverStatement.compile(FUND_SQL)
 
 
 def _businesses_sql(sel: Selection, clause: str) -> str:
@@ -232,7 +234,8 @@ class ImpactReport:
 
 
 def _counts(row: Any) -> dict[str, int]:
-    return {name: int(getattr(row, name)) for name, _ in (*COUNTED, ("businesses_with_facts", None))}
+    """The counts of a row, read by name (an asyncpg record, or a SQLAlchemy row's `_mapping`)."""
+    return {name: int(row[name]) for name, _ in (*COUNTED, ("businesses_with_facts", None))}
 
 
 def _whole_fund(sel: Selection, clause: str) -> bool:
@@ -246,24 +249,37 @@ def reads_in_one_statement(sel: Selection, principal: Principal) -> bool:
     return _whole_fund(sel, where(sel, principal, COLUMNS)[0])
 
 
+async def whole_fund_impact(bind: AsyncEngine | AsyncConnection, sel: Selection) -> ImpactReport:
+    """The report when `reads_in_one_statement`: one statement, read through the driver (`fetch_one_statement`)."""
+    rows = await fetch_one_statement(bind, FUND_STATEMENT, {"as_of": sel.as_of, "pegged": PEGGED})
+    share = Share(
+        {r["currency"]: (Decimal(r["glp"]), Decimal(r["two_x_glp"])) for r in rows if r["currency"] is not None}
+    )
+    latest = {r["rate_currency"]: r for r in rows if r["rate_currency"] is not None}
+    return ImpactReport(sel, rates_from(share.by_currency, latest, sel.as_of), _counts(rows[0]), share, {}, {})
+
+
 async def impact_report(session: AsyncSession, sel: Selection, principal: Principal) -> ImpactReport:
+    """The report read in a session (a snapshot): any selection, the whole fund's included."""
     clause, params = where(sel, principal, COLUMNS)
     params |= {"as_of": sel.as_of}
     if _whole_fund(sel, clause):  # the whole fund: one statement
-        rows = (await session.execute(statement(FUND_SQL), {**params, "pegged": PEGGED})).all()
-        share = Share({r.currency: (Decimal(r.glp), Decimal(r.two_x_glp)) for r in rows if r.currency is not None})
-        latest = {r.rate_currency: r for r in rows if r.rate_currency is not None}
+        rows = (await session.execute(statement(FUND_SQL), {**params, "pegged": PEGGED})).mappings().all()
+        share = Share(
+            {r["currency"]: (Decimal(r["glp"]), Decimal(r["two_x_glp"])) for r in rows if r["currency"] is not None}
+        )
+        latest = {r["rate_currency"]: r for r in rows if r["rate_currency"] is not None}
         return ImpactReport(sel, rates_from(share.by_currency, latest, sel.as_of), _counts(rows[0]), share, {}, {})
     # the total is counted apart: a business financed by two lenders is one business, though in two groups
     if USE_IMPACT_DAYS and clause == "true":  # every loan: the totals by date the projections keep
-        total = _counts((await session.execute(statement(TOTALS_SQL), params)).one())
+        total = _counts((await session.execute(statement(TOTALS_SQL), params)).mappings().one())
     else:
         total_sel = Selection(sel.as_of, (), sel.filters)
-        total = _counts((await session.execute(statement(_businesses_sql(total_sel, clause)), params)).one())
+        total = _counts((await session.execute(statement(_businesses_sql(total_sel, clause)), params)).mappings().one())
     groups: dict[tuple[Any, ...], dict[str, int]] = {}
     if sel.group_by:
         for row in await session.execute(statement(_businesses_sql(sel, clause)), params):
-            groups[key_of(sel, row)] = _counts(row)
+            groups[key_of(sel, row)] = _counts(row._mapping)
     total_share = Share({})
     shares: dict[tuple[Any, ...], Share] = defaultdict(lambda: Share({}))
     for row in await session.execute(statement(_portfolio_sql(sel, clause)), params):

@@ -8,15 +8,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
-from services.reporting.reports.common import FormatParam, Selection, csv_response, json_response, selection, wants_csv
+from services.reporting.reports.common import (
+    FormatParam,
+    Selection,
+    csv_response,
+    json_response,
+    selection,
+    selection_openapi,
+    wants_csv,
+)
 from services.reporting.reports.flows import flows_report
 from services.reporting.reports.guarantees import guarantees_report
-from services.reporting.reports.impact import impact_report, reads_in_one_statement
+from services.reporting.reports.impact import impact_report, reads_in_one_statement, whole_fund_impact
 from services.reporting.reports.pipeline import pipeline_report
 from services.reporting.reports.portfolio import portfolio_report
 from shared.auth import CurrentPrincipal
-from shared.db import SessionDep, SnapshotRoute, one_statement
+from shared.db import SessionDep, SnapshotRoute, one_statement, snapshot_session
 from shared.problems import FieldError, UnprocessableContent, problem_responses
 
 router = APIRouter(prefix="/api/v1/reporting", tags=["reports"], route_class=SnapshotRoute)
@@ -33,6 +42,7 @@ CSV_AND_JSON: dict[int | str, dict[str, Any]] = {
     "/portfolio",
     summary="Portfolio quality as of a date: GLP, PAR30, PAR90, aging, defaults, write-offs (CAD and per currency)",
     responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+    openapi_extra=selection_openapi(),
 )
 async def portfolio(
     request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
@@ -43,26 +53,35 @@ async def portfolio(
     return json_response(report.json())
 
 
-@router.get(
-    "/impact",
-    summary="Social impact as of a date: businesses, members, jobs, employees, board seats, 2X, governance (IRIS+)",
-    responses={**CSV_AND_JSON, **problem_responses(401, 422)},
-)
 async def impact(
-    request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
+    request: Request, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
 ) -> Response:
-    if reads_in_one_statement(sel, principal):
-        await one_statement(session)
-    report = await impact_report(session, sel, principal)
+    if reads_in_one_statement(sel, principal):  # the whole fund: one statement, no session (the dashboards' call)
+        report = await whole_fund_impact(request.app.state.engine, sel)
+    else:
+        async with snapshot_session(request) as session:
+            report = await impact_report(session, sel, principal)
     if wants_csv(request, format_):
         return csv_response("impact", sel, report.csv_header(), report.csv_rows())
     return json_response(report.json())
+
+
+router.add_api_route(
+    "/impact",
+    impact,
+    methods=["GET"],
+    summary="Social impact as of a date: businesses, members, jobs, employees, board seats, 2X, governance (IRIS+)",
+    responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+    openapi_extra=selection_openapi(),
+    route_class_override=APIRoute,  # it opens its session itself, on the paths that need one
+)
 
 
 @router.get(
     "/pipeline",
     summary="Applications as of a date: by status, approval rate, median days from submission to decision",
     responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+    openapi_extra=selection_openapi(),
 )
 async def pipeline(
     request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
@@ -78,6 +97,7 @@ async def pipeline(
     "/flows",
     summary="Monthly flows over a period: disbursed, repaid (principal, interest), written off, recovered",
     responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+    openapi_extra=selection_openapi(),
 )
 async def flows(
     request: Request,
@@ -112,6 +132,7 @@ async def flows(
     summary="The guarantee fund as of a date: exposure, leverage, claims filed and paid, recoveries, claims rate,"
     " net loss rate, recovery rate",
     responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+    openapi_extra=selection_openapi(),
 )
 async def guarantees(
     request: Request, session: SessionDep, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
