@@ -74,6 +74,7 @@ async def test_nobody_writes_and_a_caller_needs_a_key(api: httpx.AsyncClient, pa
     [
         ({"as_of": "2026-02-30"}, "as_of"),
         ({"as_of": "soon"}, "as_of"),
+        ({"as_of": ""}, "as_of"),
         ({"group_by": "country,colour"}, "group_by"),
         ({"group_by": "country,country"}, "group_by"),
         ({"country": "XX"}, "country"),

@@ -245,7 +245,8 @@ def _whole_fund(sel: Selection, clause: str) -> bool:
 
 
 def reads_in_one_statement(sel: Selection, principal: Principal) -> bool:
-    """Whether the report is read in one statement (its route declares it: `shared.db.one_statement`)."""
+    """Whether the report is read in one statement, the whole fund's: its route reads it through the driver
+    (`whole_fund_impact`), no session opened."""
     return _whole_fund(sel, where(sel, principal, COLUMNS)[0])
 
 
