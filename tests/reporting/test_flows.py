@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -86,3 +87,20 @@ async def test_a_period_that_ends_before_it_starts_is_a_422(api: httpx.AsyncClie
         422,
     )
     assert body["errors"][0]["parameter"] == "from"
+
+
+async def test_flows_grouped_by_two_dimensions_add_up_to_the_total(
+    api: httpx.AsyncClient, scenario: list[EventEnvelope]
+) -> None:
+    """Each group is keyed by its dimensions' values, and the groups' months in CAD add up to the total's (each loan
+    is in exactly one group of lender and country)."""
+    body = await flows(api, **{"from": "2026-01-01", "as_of": str(D3), "group_by": "lender,country"})
+    keys = [g["key"] for g in body["groups"]]
+    assert len(keys) == len({(k["lender"], k["country"]) for k in keys}) >= 2
+    assert {k["lender"] for k in keys} >= {str(L2)}
+    for i, month in enumerate(body["total"]["months"]):
+        for name, amount in month["cad"].items():
+            parts = sum(Decimal(g["months"][i]["cad"][name]) for g in body["groups"])
+            # each part is rounded to the cent on its own: they may differ from the total by a cent a group
+            assert abs(parts - Decimal(amount)) <= Decimal("0.01") * len(keys), (month["month"], name)
+    assert any(Decimal(g["months"][1]["cad"]["repaid_principal"]) > 0 for g in body["groups"])  # February's

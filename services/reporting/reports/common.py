@@ -306,7 +306,13 @@ def cad(amount: Decimal) -> str:
 
 
 def local(amount: Decimal, currency: str) -> str:
-    return format(amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_EVEN), "f")
+    return format(amount.quantize(_quantum(currency), rounding=ROUND_HALF_EVEN), "f")
+
+
+@cache
+def _quantum(currency: str) -> Decimal:
+    """The smallest unit of a currency (1 XOF, 0.01 CAD), made once: `local` formats every amount of a report."""
+    return Decimal(1).scaleb(-minor_units(currency))
 
 
 def ratio(numerator: Decimal, denominator: Decimal) -> str | None:
