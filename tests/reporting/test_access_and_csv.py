@@ -58,6 +58,9 @@ async def test_an_outsider_sees_nothing_of_others(
     assert pipeline["total"]["applications"] == 0
     guaranteed = (await api.get(PATHS[4], params={"as_of": str(D2)}, headers=headers)).json()
     assert guaranteed["total"]["exposure_cad"] == "0.00" and guaranteed["total"]["leverage"] is None
+    flowed = (await api.get(PATHS[3], params={"as_of": str(D2), "group_by": "country"}, headers=headers)).json()
+    assert flowed["groups"] == [] and all(not m["by_currency"] for m in flowed["total"]["months"])
+    assert {v for m in flowed["total"]["months"] for v in m["cad"].values()} == {"0.00"}
     listed = (await api.get(PATHS[0], params={"as_of": str(D2), "format": "csv"}, headers=headers)).text
     assert listed.splitlines()[1].startswith("0,0,0.00,0.00,")
 

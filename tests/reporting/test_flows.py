@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.auth import Role
 from shared.events.contracts import EventEnvelope
 from tests.reporting.conftest import FUNDER, apply, as_role
-from tests.reporting.scenario import D3, L2, LOAN_C, reversal
+from tests.reporting.scenario import D3, I1, I2, L2, LOAN_C, reversal
 from tests.support import assert_problem
 
 ZERO = {
@@ -104,3 +104,26 @@ async def test_flows_grouped_by_two_dimensions_add_up_to_the_total(
             # each part is rounded to the cent on its own: they may differ from the total by a cent a group
             assert abs(parts - Decimal(amount)) <= Decimal("0.01") * len(keys), (month["month"], name)
     assert any(Decimal(g["months"][1]["cad"]["repaid_principal"]) > 0 for g in body["groups"])  # February's
+
+
+async def test_flows_filtered_or_scoped_hold_only_the_loans_selected(
+    api: httpx.AsyncClient, scenario: list[EventEnvelope]
+) -> None:
+    """Each filter and each key's scope reaches the one statement read through the driver (a list of codes, a list
+    of organization ids, the caller's organization)."""
+    params = {"from": "2026-01-01", "as_of": str(D3)}
+    everything = await flows(api, **params)
+
+    def currencies(body: dict[str, Any]) -> set[str]:
+        return {c["currency"] for m in body["total"]["months"] for c in m["by_currency"]}
+
+    assert currencies(everything) >= {"HTG", "USD", "XOF"}
+    assert currencies(await flows(api, **params, currency="USD,XOF")) == {"USD", "XOF"}
+    own = await flows(api, headers=as_role(Role.lender, L2), **params)
+    by_lender = await flows(api, **params, lender=str(L2))
+    assert own["total"] == by_lender["total"] and currencies(own) < currencies(everything)
+    partners = await flows(api, headers=as_role(Role.ica, I1), **params)
+    assert partners["total"] == (await flows(api, **params, ica=str(I1)))["total"]
+    assert (await flows(api, headers=as_role(Role.ica, I1), **params, ica=str(I2)))["total"]["months"] == [
+        {"month": m["month"], "cad": ZERO, "by_currency": []} for m in everything["total"]["months"]
+    ]

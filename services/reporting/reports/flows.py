@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reporting.reports.common import (
+    PEGGED,
     Selection,
     cad,
     group_columns,
@@ -193,7 +194,7 @@ async def flows_report(
     clause, params = where(sel, principal, COLUMNS)
     whole = USE_DAY_TOTALS and clause == "true" and set(sel.group_by) <= {"currency"}  # every loan: day totals
     sql = _monthly_sql(_day_totals_sql(sel) if whole else _sql(sel, clause), sel)
-    params |= {"start": start, "as_of": sel.as_of, "pegged": sorted(PEGGED_TO_EUR)}
+    params |= {"start": start, "as_of": sel.as_of, "pegged": PEGGED}
     total = Series()
     groups: dict[tuple[Any, ...], Series] = defaultdict(Series)
     stale: set[str] = set()
