@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -38,6 +39,28 @@ CSV_AND_JSON: dict[int | str, dict[str, Any]] = {
 }
 
 
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def sessionless_report(path: str, *, summary: str) -> Callable[[Endpoint], Endpoint]:
+    """A report route served without the router's session (`SnapshotRoute`): it reads its one statement through the
+    driver (`shared.db.fetch_one_statement`), and opens a snapshot session itself where it needs one."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=["GET"],
+            summary=summary,
+            responses={**CSV_AND_JSON, **problem_responses(401, 422)},
+            openapi_extra=selection_openapi(),
+            route_class_override=APIRoute,
+        )
+        return endpoint
+
+    return register
+
+
 @router.get(
     "/portfolio",
     summary="Portfolio quality as of a date: GLP, PAR30, PAR90, aging, defaults, write-offs (CAD and per currency)",
@@ -53,6 +76,10 @@ async def portfolio(
     return json_response(report.json())
 
 
+@sessionless_report(
+    "/impact",
+    summary="Social impact as of a date: businesses, members, jobs, employees, board seats, 2X, governance (IRIS+)",
+)
 async def impact(
     request: Request, principal: CurrentPrincipal, sel: SelectionDep, format_: FormatParam = None
 ) -> Response:
@@ -64,17 +91,6 @@ async def impact(
     if wants_csv(request, format_):
         return csv_response("impact", sel, report.csv_header(), report.csv_rows())
     return json_response(report.json())
-
-
-router.add_api_route(
-    "/impact",
-    impact,
-    methods=["GET"],
-    summary="Social impact as of a date: businesses, members, jobs, employees, board seats, 2X, governance (IRIS+)",
-    responses={**CSV_AND_JSON, **problem_responses(401, 422)},
-    openapi_extra=selection_openapi(),
-    route_class_override=APIRoute,  # it opens its session itself, on the paths that need one
-)
 
 
 @router.get(
@@ -93,6 +109,9 @@ async def pipeline(
     return json_response(report.json())
 
 
+@sessionless_report(
+    "/flows", summary="Monthly flows over a period: disbursed, repaid (principal, interest), written off, recovered"
+)
 async def flows(
     request: Request,
     principal: CurrentPrincipal,
@@ -117,17 +136,6 @@ async def flows(
     if wants_csv(request, format_):
         return csv_response("flows", sel, report.csv_header(), report.csv_rows())
     return json_response(report.json())
-
-
-router.add_api_route(
-    "/flows",
-    flows,
-    methods=["GET"],
-    summary="Monthly flows over a period: disbursed, repaid (principal, interest), written off, recovered",
-    responses={**CSV_AND_JSON, **problem_responses(401, 422)},
-    openapi_extra=selection_openapi(),
-    route_class_override=APIRoute,  # no session: the flows are read in one statement, through the driver
-)
 
 
 @router.get(
