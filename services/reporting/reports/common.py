@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.reporting.models import LONG_SPAN, SPAN_CLASSES
 from shared.auth import Principal, Role
 from shared.countries import countries
+from shared.db import DriverStatement
 from shared.money import PEGGED_TO_EUR, minor_units
 from shared.problems import FieldError, UnprocessableContent
 
@@ -360,6 +361,13 @@ def statement(sql: str) -> TextClause:
     the text on every call, and a new construct is looked up in SQLAlchemy's compiled cache anew. The whole fund's
     impact report, ~2.5 ms in all, took 0.25 ms less a request in-process."""
     return text(sql)
+
+
+@lru_cache(maxsize=1024)
+def driver_statement(sql: str) -> DriverStatement:
+    """A report's SQL compiled for the driver (`shared.db.fetch_one_statement`), once per distinct text, as
+    `statement` makes its SQLAlchemy construct once."""
+    return DriverStatement.compile(sql)
 
 
 def json_response(body: dict[str, Any]) -> Response:

@@ -12,7 +12,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Context, Decimal
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -21,6 +20,7 @@ from services.reporting.reports.common import (
     PEGGED,
     Selection,
     cad,
+    driver_statement,
     group_columns,
     key_json,
     local,
@@ -28,7 +28,7 @@ from services.reporting.reports.common import (
 )
 from services.reporting.reports.portfolio import COLUMNS
 from shared.auth import Principal
-from shared.db import DriverStatement, fetch_one_statement
+from shared.db import fetch_one_statement
 from shared.money import PEGGED_TO_EUR
 
 FLOWS = ("disbursed", "repaid_principal", "repaid_interest", "written_off", "recovered")
@@ -179,12 +179,6 @@ class FlowsReport:
         return rows
 
 
-@lru_cache(maxsize=256)
-def _statement(sql: str) -> DriverStatement:
-    """The report's SQL compiled for the driver, once per distinct text (it varies with the selection's shape)."""
-    return DriverStatement.compile(sql)
-
-
 async def flows_report(
     bind: AsyncEngine | AsyncConnection, sel: Selection, start: date, principal: Principal
 ) -> FlowsReport:
@@ -200,7 +194,7 @@ async def flows_report(
     stale: set[str] = set()
     missing: set[str] = set()
     names = [f"g_{g}" for g in sel.group_by]
-    for row in await fetch_one_statement(bind, _statement(sql), params):
+    for row in await fetch_one_statement(bind, driver_statement(sql), params):
         currency = row["currency"]
         if row["missing"]:
             missing.add(currency)

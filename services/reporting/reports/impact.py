@@ -18,6 +18,7 @@ in the sums: `businesses_with_facts` says how many were summed).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,7 @@ from services.reporting.reports.common import (
     Selection,
     cad,
     closing_rates,
+    driver_statement,
     group_columns,
     key_json,
     key_of,
@@ -42,7 +44,7 @@ from services.reporting.reports.common import (
 )
 from services.reporting.reports.portfolio import COLUMNS
 from shared.auth import Principal
-from shared.db import DriverStatement, fetch_one_statement
+from shared.db import fetch_one_statement
 
 # figure, IRIS+ code (None where IRIS+ has none the fund reports by)
 COUNTED: tuple[tuple[str, str | None], ...] = (
@@ -87,7 +89,7 @@ FROM totals t
 LEFT JOIN glp g ON true
 LEFT JOIN {rate_lookup("g.currency", "CAST(:as_of AS date)")} r ON true
 """  # noqa: S608 - fixed fragments only
-FUND_STATEMENT = DriverStatement.compile(FUND_SQL)
+FUND_STATEMENT = driver_statement(FUND_SQL)
 
 
 def _businesses_sql(sel: Selection, clause: str) -> str:
@@ -252,7 +254,11 @@ def reads_in_one_statement(sel: Selection, principal: Principal) -> bool:
 
 async def whole_fund_impact(bind: AsyncEngine | AsyncConnection, sel: Selection) -> ImpactReport:
     """The report when `reads_in_one_statement`: one statement, read through the driver (`fetch_one_statement`)."""
-    rows = await fetch_one_statement(bind, FUND_STATEMENT, {"as_of": sel.as_of, "pegged": PEGGED})
+    return _fund_report(sel, await fetch_one_statement(bind, FUND_STATEMENT, {"as_of": sel.as_of, "pegged": PEGGED}))
+
+
+def _fund_report(sel: Selection, rows: Sequence[Any]) -> ImpactReport:
+    """The whole fund's report from `FUND_SQL`'s rows, read by name (asyncpg records or SQLAlchemy mappings)."""
     share = Share(
         {r["currency"]: (Decimal(r["glp"]), Decimal(r["two_x_glp"])) for r in rows if r["currency"] is not None}
     )
@@ -266,11 +272,7 @@ async def impact_report(session: AsyncSession, sel: Selection, principal: Princi
     params |= {"as_of": sel.as_of}
     if _whole_fund(sel, clause):  # the whole fund: one statement
         rows = (await session.execute(statement(FUND_SQL), {**params, "pegged": PEGGED})).mappings().all()
-        share = Share(
-            {r["currency"]: (Decimal(r["glp"]), Decimal(r["two_x_glp"])) for r in rows if r["currency"] is not None}
-        )
-        latest = {r["rate_currency"]: r for r in rows if r["rate_currency"] is not None}
-        return ImpactReport(sel, rates_from(share.by_currency, latest, sel.as_of), _counts(rows[0]), share, {}, {})
+        return _fund_report(sel, rows)
     # the total is counted apart: a business financed by two lenders is one business, though in two groups
     if USE_IMPACT_DAYS and clause == "true":  # every loan: the totals by date the projections keep
         total = _counts((await session.execute(statement(TOTALS_SQL), params)).mappings().one())
